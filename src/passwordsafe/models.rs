@@ -288,6 +288,33 @@ impl RequestIdBody {
     }
 }
 
+/// One record of `GET Requests` (the current user's requests).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct RequestRecord {
+    #[serde(rename = "RequestID", alias = "RequestId")]
+    pub request_id: i64,
+    #[serde(rename = "SystemID", alias = "SystemId", default)]
+    pub system_id: Option<i64>,
+    #[serde(rename = "AccountID", alias = "AccountId", default)]
+    pub account_id: Option<i64>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub access_type: Option<String>,
+}
+
+impl RequestRecord {
+    /// Approved (the guide's "active" queue). Servers spell it `Active`/`active`/`Approved`.
+    pub fn is_approved(&self) -> bool {
+        self.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("active") || s.eq_ignore_ascii_case("approved"))
+    }
+
+    pub fn is_view(&self) -> bool {
+        self.access_type.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("view"))
+    }
+}
+
 /// The SignAppIn answer (the signed-in user).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]

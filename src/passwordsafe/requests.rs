@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::client::Client;
 use super::config::RequestOptions;
-use super::error::{Error, Result};
-use super::models::RequestIdBody;
+use super::error::{ApiCode, Error, ErrorKind, Result};
+use super::models::{RequestIdBody, RequestRecord};
 use super::transport::Call;
 
 /// (SystemId, AccountId).
@@ -47,8 +47,7 @@ impl Leases {
         if lease.holders > 0 {
             return Vec::new();
         }
-        let done = accounts.remove(&account).map(|l| l.requests.into_iter().collect()).unwrap_or_default();
-        done
+        accounts.remove(&account).map(|l| l.requests.into_iter().collect()).unwrap_or_default()
     }
 }
 
@@ -61,7 +60,52 @@ pub(crate) enum RequestTarget {
 impl Client {
     /// Opens (or, with `ConflictOption=reuse`, joins) a View request and returns its ID. Safe to repeat: a
     /// retried call returns the request the first attempt created.
+    ///
+    /// `reuse` joins only an *approved* request. When ours is still pending approval, or the server does not
+    /// reuse, the answer is 409; we then look at our own requests (`GET Requests`) so the caller learns the
+    /// real state: an approved View request of ours for the account is joined, a pending one is reported as
+    /// "not yet approved" (4034) with its ID, anything else stays a conflict.
     pub(crate) async fn create_request(
+        &self,
+        target: &RequestTarget,
+        account: AccountKey,
+        duration_minutes: u32,
+        options: &RequestOptions,
+    ) -> Result<i64> {
+        match self.post_request(target, duration_minutes, options).await {
+            Err(e) if e.status() == Some(409) => self.explain_conflict(account, e).await,
+            other => other,
+        }
+    }
+
+    async fn explain_conflict(&self, (system_id, account_id): AccountKey, conflict: Error) -> Result<i64> {
+        let Ok(response) = self.send(Call::new("GET Requests", Method::GET, "Requests").query("status", "all")).await
+        else {
+            return Err(conflict);
+        };
+        let Ok(requests) = response.json::<Vec<RequestRecord>>() else { return Err(conflict) };
+        let ours: Vec<&RequestRecord> = requests
+            .iter()
+            .filter(|r| r.system_id == Some(system_id) && r.account_id == Some(account_id) && r.is_view())
+            .collect();
+        if let Some(approved) = ours.iter().find(|r| r.is_approved()) {
+            tracing::debug!(request_id = approved.request_id, "joining our approved request after a 409");
+            return Ok(approved.request_id);
+        }
+        if let Some(pending) = ours.first() {
+            return Err(Error::new(
+                conflict.operation,
+                ErrorKind::Api {
+                    status: 403,
+                    code: Some(ApiCode::NotApproved),
+                    message: format!("request {} is waiting for approval", pending.request_id),
+                },
+            ));
+        }
+        Err(conflict)
+    }
+
+    async fn post_request(
         &self,
         target: &RequestTarget,
         duration_minutes: u32,

@@ -251,7 +251,7 @@ impl Client {
         F: Future<Output = Result<SecretString>>,
     {
         self.inner.leases.acquire(account);
-        let opened = self.create_request(target, duration, options).await;
+        let opened = self.create_request(target, account, duration, options).await;
         let mut outcome = opened.as_ref().map(|_| ()).map_err(Error::clone);
         if let Ok(request_id) = opened {
             credential.release.request_id = Some(request_id);

@@ -13,7 +13,8 @@ use super::error::{Error, Result};
 
 /// Builds the TLS configuration. Verification is on unless `insecure_skip_verify` is set, and then a warning
 /// is logged on every call so the setting cannot go unnoticed.
-pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig> {
+/// `require_roots` is false only for plain-HTTP URLs, where no certificate will ever be checked.
+pub fn client_config(tls: &TlsConfig, require_roots: bool) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -26,7 +27,7 @@ pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig> {
         );
         builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
     } else {
-        builder.with_root_certificates(root_store(tls)?)
+        builder.with_root_certificates(root_store(tls, require_roots)?)
     };
 
     let mut config = match &tls.identity {
@@ -44,7 +45,7 @@ pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig> {
     Ok(config)
 }
 
-fn root_store(tls: &TlsConfig) -> Result<RootCertStore> {
+fn root_store(tls: &TlsConfig, require_roots: bool) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     if tls.system_roots {
         let native = rustls_native_certs::load_native_certs();
@@ -59,7 +60,7 @@ fn root_store(tls: &TlsConfig) -> Result<RootCertStore> {
             roots.add(cert).map_err(|e| Error::config(format!("CA bundle: unusable certificate: {e}")))?;
         }
     }
-    if roots.is_empty() {
+    if roots.is_empty() && require_roots {
         return Err(Error::config("no trusted root certificates: the system has none and no CA bundle was given"));
     }
     Ok(roots)
@@ -122,7 +123,7 @@ mod tests {
     #[test]
     fn a_bad_ca_bundle_is_a_clear_config_error() {
         let tls = TlsConfig { system_roots: false, ca_bundle_pem: Some("not pem".into()), ..Default::default() };
-        let err = client_config(&tls).unwrap_err();
+        let err = client_config(&tls, true).unwrap_err();
         assert_eq!(err.reason(), "InvalidConfig");
         assert!(err.to_string().contains("CA bundle"), "{err}");
     }
@@ -130,12 +131,13 @@ mod tests {
     #[test]
     fn no_roots_at_all_is_refused() {
         let tls = TlsConfig { system_roots: false, ..Default::default() };
-        assert!(client_config(&tls).is_err());
+        assert!(client_config(&tls, true).is_err());
+        assert!(client_config(&tls, false).is_ok());
     }
 
     #[test]
     fn insecure_mode_builds_without_roots() {
         let tls = TlsConfig { system_roots: false, insecure_skip_verify: true, ..Default::default() };
-        assert!(client_config(&tls).is_ok());
+        assert!(client_config(&tls, true).is_ok());
     }
 }

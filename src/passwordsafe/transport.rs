@@ -168,7 +168,11 @@ impl Transport {
         if config.max_concurrency == 0 {
             return Err(Error::config("max concurrency must be at least 1"));
         }
-        let tls = tls::client_config(&config.tls)?;
+        let https = config.base_url.scheme() == "https";
+        if !https {
+            tracing::warn!(url = %config.base_url, "Password Safe URL is plain HTTP: credentials travel unencrypted; use this only for a local simulator");
+        }
+        let tls = tls::client_config(&config.tls, https)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(config.connect_timeout)
