@@ -38,3 +38,10 @@ impl Client {
         Ok(alias)
     }
 }
+
+impl Client {
+    /// Every requestable alias (state 1 and 2), with rotation fields: one call for change detection.
+    pub async fn list_aliases(&self) -> Result<Vec<Alias>> {
+        Ok(self.send(Call::new(EP, Method::GET, "Aliases")).await?.json::<OneOrMany<Alias>>()?.into_vec())
+    }
+}

@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests: seeds, a simulator per test, clients pointed at it.
 #![allow(dead_code)]
 
+pub mod kube_mock;
+
 use std::sync::{Arc, Mutex};
 
 use passwordsafe_operator::passwordsafe::{Auth, Client, ClientConfig, RetryPolicy, SecretString, TlsConfig};

@@ -1,0 +1,267 @@
+//! Change detection for one store: what Password Safe currently says about every source in use.
+//!
+//! A background poller re-reads, once per interval, the bulk listings that cover every source at once
+//! (`GET ManagedAccounts` paged, `GET Aliases`, one `GET Secrets-Safe/Secrets` per folder in use) and asks
+//! the controller to reconcile the resources whose sources moved. A reconcile that needs fresher facts than
+//! the last poll (an announced NextChangeDate has just passed) looks the one source up directly. So steady
+//! state costs a few calls per store per interval, however many resources there are.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::mpsc;
+
+use crate::api::PasswordSafeSecret;
+use crate::passwordsafe::{Client, Error as PsError, FolderPath, RotationInfo, SecretSummary};
+use crate::sync::resolve::{Source, folder_fingerprint};
+
+/// What Password Safe says about a source now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub rotation: Option<RotationInfo>,
+    pub modified_on: Option<Timestamp>,
+    pub folder_fingerprint: Option<String>,
+}
+
+type AccountKey = (String, String);
+type FolderKey = (String, String);
+
+#[derive(Default)]
+struct Snapshot {
+    accounts_at: Option<Timestamp>,
+    accounts: HashMap<AccountKey, RotationInfo>,
+    aliases_at: Option<Timestamp>,
+    aliases: HashMap<String, RotationInfo>,
+    folders: HashMap<FolderKey, (Timestamp, Vec<SecretSummary>)>,
+}
+
+#[derive(Default)]
+struct Dependents {
+    by_source: HashMap<Source, HashSet<ObjectRef<PasswordSafeSecret>>>,
+    by_object: HashMap<ObjectRef<PasswordSafeSecret>, Vec<Source>>,
+}
+
+pub struct ChangeTracker {
+    client: Client,
+    interval: Duration,
+    snapshot: Mutex<Snapshot>,
+    dependents: Mutex<Dependents>,
+    stopped: AtomicBool,
+}
+
+impl ChangeTracker {
+    /// A tracker whose poller sends the resources to reconcile into `trigger` (when given).
+    pub fn new(
+        client: Client,
+        interval: Duration,
+        trigger: Option<mpsc::UnboundedSender<ObjectRef<PasswordSafeSecret>>>,
+    ) -> Arc<Self> {
+        let tracker = Arc::new(Self {
+            client,
+            interval,
+            snapshot: Mutex::default(),
+            dependents: Mutex::default(),
+            stopped: AtomicBool::new(false),
+        });
+        if let Some(trigger) = trigger {
+            let weak = Arc::downgrade(&tracker);
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticker.tick().await;
+                loop {
+                    ticker.tick().await;
+                    let Some(tracker) = weak.upgrade() else { return };
+                    if tracker.stopped.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    for object in tracker.poll().await {
+                        if trigger.send(object).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        tracker
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// Records which sources a resource reads, so the poller knows whom a change concerns.
+    pub fn register(&self, object: ObjectRef<PasswordSafeSecret>, sources: Vec<Source>) {
+        let mut deps = self.dependents.lock().unwrap_or_else(PoisonError::into_inner);
+        remove_object(&mut deps, &object);
+        for source in &sources {
+            deps.by_source.entry(source.clone()).or_default().insert(object.clone());
+        }
+        deps.by_object.insert(object, sources);
+    }
+
+    pub fn unregister(&self, object: &ObjectRef<PasswordSafeSecret>) {
+        remove_object(&mut self.dependents.lock().unwrap_or_else(PoisonError::into_inner), object);
+    }
+
+    /// What Password Safe says about `source`, from a poll no older than `fresh_after`, or else from one
+    /// direct look-up.
+    pub async fn current(&self, source: &Source, fresh_after: Timestamp) -> Result<SourceInfo, PsError> {
+        if let Some(info) = self.polled_info(source, fresh_after) {
+            return Ok(info);
+        }
+        match source {
+            Source::ManagedAccount { system, account } => {
+                let found = self.client.find_managed_account(system, account).await?;
+                Ok(SourceInfo { rotation: Some(found.rotation()), ..Default::default() })
+            }
+            Source::Alias { name } => {
+                let found = self.client.find_alias(name).await?;
+                Ok(SourceInfo { rotation: Some(found.rotation()), ..Default::default() })
+            }
+            Source::Secret { folder, separator, .. } | Source::Folder { folder, separator } => {
+                let summaries = self.client.list_secrets(&FolderPath::with_separator(folder, separator)).await?;
+                let info = folder_info(source, &summaries);
+                self.snapshot
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .folders
+                    .insert((folder.to_lowercase(), separator.clone()), (Timestamp::now(), summaries));
+                Ok(info)
+            }
+        }
+    }
+
+    fn polled_info(&self, source: &Source, fresh_after: Timestamp) -> Option<SourceInfo> {
+        let snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = |at: Option<Timestamp>| at.is_some_and(|at| at >= fresh_after);
+        match source {
+            Source::ManagedAccount { system, account } if fresh(snap.accounts_at) => snap
+                .accounts
+                .get(&(system.to_lowercase(), account.to_lowercase()))
+                .map(|r| SourceInfo { rotation: Some(r.clone()), ..Default::default() }),
+            Source::Alias { name } if fresh(snap.aliases_at) => snap
+                .aliases
+                .get(&name.to_lowercase())
+                .map(|r| SourceInfo { rotation: Some(r.clone()), ..Default::default() }),
+            Source::Secret { folder, separator, .. } | Source::Folder { folder, separator } => {
+                let (at, summaries) = snap.folders.get(&(folder.to_lowercase(), separator.clone()))?;
+                fresh(Some(*at)).then(|| folder_info(source, summaries))
+            }
+            _ => None,
+        }
+    }
+
+    /// One poll: refresh every listing in use, and return the resources whose sources moved.
+    async fn poll(&self) -> Vec<ObjectRef<PasswordSafeSecret>> {
+        let sources: Vec<Source> =
+            self.dependents.lock().unwrap_or_else(PoisonError::into_inner).by_source.keys().cloned().collect();
+        if sources.is_empty() {
+            return Vec::new();
+        }
+        let before: HashMap<Source, SourceInfo> =
+            sources.iter().filter_map(|s| self.polled_info(s, Timestamp::MIN).map(|i| (s.clone(), i))).collect();
+        self.refresh(&sources).await;
+        let deps = self.dependents.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut moved = HashSet::new();
+        for source in &sources {
+            let now = self.polled_info(source, Timestamp::MIN);
+            if let (Some(old), Some(new)) = (before.get(source), now)
+                && *old != new
+                && let Some(objects) = deps.by_source.get(source)
+            {
+                tracing::debug!(%source, "source changed in Password Safe");
+                moved.extend(objects.iter().cloned());
+            }
+        }
+        moved.into_iter().collect()
+    }
+
+    async fn refresh(&self, sources: &[Source]) {
+        let now = Timestamp::now();
+        if sources.iter().any(|s| matches!(s, Source::ManagedAccount { .. })) {
+            match self.client.list_managed_accounts().await {
+                Ok(list) => {
+                    let accounts = list
+                        .iter()
+                        .map(|a| ((a.system_name.to_lowercase(), a.account_name.to_lowercase()), a.rotation()))
+                        .collect();
+                    let mut snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+                    snap.accounts = accounts;
+                    snap.accounts_at = Some(now);
+                }
+                Err(e) => tracing::warn!(error = %e, "change detection: managed account listing failed"),
+            }
+        }
+        if sources.iter().any(|s| matches!(s, Source::Alias { .. })) {
+            match self.client.list_aliases().await {
+                Ok(list) => {
+                    let aliases = list.iter().map(|a| (a.alias_name.to_lowercase(), a.rotation())).collect();
+                    let mut snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+                    snap.aliases = aliases;
+                    snap.aliases_at = Some(now);
+                }
+                Err(e) => tracing::warn!(error = %e, "change detection: alias listing failed"),
+            }
+        }
+        let folders: HashSet<FolderKey> = sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Secret { folder, separator, .. } | Source::Folder { folder, separator } => {
+                    Some((folder.clone(), separator.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (folder, separator) in folders {
+            match self.client.list_secrets(&FolderPath::with_separator(&folder, &separator)).await {
+                Ok(summaries) => {
+                    self.snapshot
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .folders
+                        .insert((folder.to_lowercase(), separator), (now, summaries));
+                }
+                Err(e) => tracing::warn!(error = %e, folder, "change detection: Secrets Safe listing failed"),
+            }
+        }
+    }
+}
+
+fn remove_object(deps: &mut Dependents, object: &ObjectRef<PasswordSafeSecret>) {
+    if let Some(old) = deps.by_object.remove(object) {
+        for source in old {
+            if let Some(set) = deps.by_source.get_mut(&source) {
+                set.remove(object);
+                if set.is_empty() {
+                    deps.by_source.remove(&source);
+                }
+            }
+        }
+    }
+}
+
+fn folder_info(source: &Source, summaries: &[SecretSummary]) -> SourceInfo {
+    match source {
+        Source::Secret { title, .. } => {
+            let modified_on = summaries
+                .iter()
+                .find(|s| s.title.eq_ignore_ascii_case(title))
+                .and_then(|s| s.modified_on.or(s.created_on));
+            SourceInfo { modified_on, ..Default::default() }
+        }
+        _ => SourceInfo {
+            modified_on: summaries.iter().filter_map(|s| s.modified_on.or(s.created_on)).max(),
+            folder_fingerprint: Some(folder_fingerprint(summaries.iter())),
+            ..Default::default()
+        },
+    }
+}

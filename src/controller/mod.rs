@@ -1,0 +1,325 @@
+//! kube-runtime wiring: the PasswordSafeSecret controller, the two store controllers, the watches that
+//! connect them, and shutdown.
+//!
+//! ```text
+//!  PasswordSafeStore ─┐ (reflector)        ┌─> StoreRegistry: one Password Safe client per store
+//!  ClusterPSStore ────┤                    │        └─ ChangeTracker: polls listings ─┐ (reconcile_on)
+//!  Secret metadata ───┼─ map to dependents ┼─> PasswordSafeSecret controller <───────┘
+//!  owned Secrets ─────┘ (label-selected)   └─> reconcile → Secret (server-side apply), status, events
+//! ```
+
+mod changes;
+pub mod reconcile;
+mod rollout;
+mod stores;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::{FutureExt, StreamExt, future};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream_shim::UnboundedReceiverStream;
+
+pub use reconcile::{Context, FINALIZER};
+pub use stores::{StoreKey, StoreRegistry, selector_matches};
+
+use crate::api::{ClusterPasswordSafeStore, PasswordSafeSecret, PasswordSafeStore, StoreKind};
+use crate::passwordsafe::{CallObserver, NoopObserver, SecretBytes};
+use crate::sync::desired::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::sync::hmac::DataHmac;
+
+/// Settings of the controller process.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Watch one namespace, or all when `None`.
+    pub namespace: Option<String>,
+    /// Namespace of the operator's own Secret holding the HMAC key.
+    pub operator_namespace: String,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// Refresh interval of resources that do not set one.
+    pub default_refresh: Duration,
+    /// Change-detection poll interval of stores that do not set one.
+    pub poll_interval: Duration,
+    /// `reportingController` of events.
+    pub reporter: String,
+}
+
+/// Name of the operator-owned Secret with the HMAC key.
+pub const HMAC_SECRET: &str = "passwordsafe-operator-hmac-key";
+
+/// Runs the controllers until `shutdown` resolves, then signs every Password Safe session out.
+pub async fn run(
+    kube: kube::Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    run_with_observer(kube, config, Arc::new(NoopObserver), shutdown).await
+}
+
+pub async fn run_with_observer(
+    kube: kube::Client,
+    config: Config,
+    observer: Arc<dyn CallObserver>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let secrets_api: Api<PasswordSafeSecret> = scoped(&kube, config.namespace.as_deref());
+    secrets_api.list(&ListParams::default().limit(1)).await.context(
+        "cannot list PasswordSafeSecrets: are the CRDs installed? (passwordsafe-operator crd | kubectl apply -f -)",
+    )?;
+    let hmac = DataHmac::new(hmac_key(&kube, &config.operator_namespace).await?).map_err(anyhow::Error::msg)?;
+
+    let (store_reader, store_writer) = reflector::store::<PasswordSafeStore>();
+    let (cluster_reader, cluster_writer) = reflector::store::<ClusterPasswordSafeStore>();
+    let stores_api: Api<PasswordSafeStore> = scoped(&kube, config.namespace.as_deref());
+    let cluster_api: Api<ClusterPasswordSafeStore> = Api::all(kube.clone());
+    let store_stream = reflector::reflector(store_writer, watcher(stores_api.clone(), watcher::Config::default()))
+        .applied_objects()
+        .default_backoff();
+    let cluster_stream = reflector::reflector(cluster_writer, watcher(cluster_api.clone(), watcher::Config::default()))
+        .applied_objects()
+        .default_backoff();
+
+    let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
+    let registry = Arc::new(StoreRegistry::new(
+        kube.clone(),
+        store_reader.clone(),
+        cluster_reader.clone(),
+        observer,
+        config.poll_interval,
+        Some(trigger_tx),
+    ));
+    let recorder = Recorder::new(kube.clone(), Reporter { controller: config.reporter.clone(), instance: None });
+    let ctx = Arc::new(Context::new(kube.clone(), recorder, registry.clone(), hmac, config.default_refresh));
+
+    let owned_secrets: Api<Secret> = scoped(&kube, config.namespace.as_deref());
+    let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    let controller = Controller::new(secrets_api, watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(config.concurrency));
+    let dependents = controller.store();
+    let (d1, d2, d3) = (dependents.clone(), dependents.clone(), dependents.clone());
+    let metadata_registry = registry.clone();
+    let shutdown = (Box::pin(shutdown) as future::BoxFuture<'static, ()>).shared();
+    // Credential Secrets of stores: metadata only and no cache, just to notice changes.
+    let secret_metadata =
+        watcher(scoped::<PartialObjectMeta<Secret>>(&kube, config.namespace.as_deref()), watcher::Config::default())
+            .touched_objects();
+
+    let main = controller
+        .owns(owned_secrets, owned)
+        .watches_stream(store_stream, move |store| {
+            let key =
+                StoreKey { kind: StoreKind::PasswordSafeStore, namespace: store.namespace(), name: store.name_any() };
+            dependents_of(&d1, &[key])
+        })
+        .watches_stream(cluster_stream, move |store| {
+            let key = StoreKey { kind: StoreKind::ClusterPasswordSafeStore, namespace: None, name: store.name_any() };
+            dependents_of(&d2, &[key])
+        })
+        .watches_stream(secret_metadata, move |secret| {
+            let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+            let mut stores = metadata_registry.invalidate_secret(&ns, &name);
+            stores.extend(metadata_registry.stores_using_secret(&ns, &name));
+            dependents_of(&d3, &stores)
+        })
+        .reconcile_on(UnboundedReceiverStream(trigger_rx))
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile did not complete");
+            }
+        });
+
+    let store_status = run_store_controllers(kube.clone(), stores_api, cluster_api, registry.clone(), shutdown.clone());
+    future::join(main, store_status).await;
+    let signed_out = registry.sign_out_all().await;
+    tracing::info!(signed_out, "stopped; signed out of Password Safe");
+    Ok(())
+}
+
+fn scoped<K>(kube: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(kube.clone(), ns),
+        None => Api::all(kube.clone()),
+    }
+}
+
+/// Every PasswordSafeSecret that uses one of `stores`.
+fn dependents_of(secrets: &Store<PasswordSafeSecret>, stores: &[StoreKey]) -> Vec<ObjectRef<PasswordSafeSecret>> {
+    if stores.is_empty() {
+        return Vec::new();
+    }
+    secrets
+        .state()
+        .iter()
+        .filter(|pss| {
+            let key = StoreKey::for_ref(&pss.spec.store_ref, &pss.namespace().unwrap_or_default());
+            stores.contains(&key)
+        })
+        .map(|pss| ObjectRef::from_obj(pss.as_ref()))
+        .collect()
+}
+
+/// The HMAC key in the operator's own Secret, created with a random key the first time.
+async fn hmac_key(kube: &kube::Client, namespace: &str) -> anyhow::Result<SecretBytes> {
+    let api: Api<Secret> = Api::namespaced(kube.clone(), namespace);
+    if let Some(existing) =
+        api.get_opt(HMAC_SECRET).await.with_context(|| format!("reading Secret {namespace}/{HMAC_SECRET}"))?
+        && let Some(key) = existing.data.as_ref().and_then(|d| d.get("key"))
+    {
+        return Ok(SecretBytes::new(key.0.clone()));
+    }
+    let key = DataHmac::generate_key();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": HMAC_SECRET, "labels": { MANAGED_BY_LABEL: MANAGED_BY_VALUE } },
+        "type": "Opaque",
+    }))?;
+    let mut secret = secret;
+    secret.data = Some([("key".to_owned(), k8s_openapi::ByteString(key.expose().to_vec()))].into());
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(key),
+        // Another replica created it first: use theirs.
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let existing = api.get(HMAC_SECRET).await?;
+            let bytes =
+                existing.data.and_then(|d| d.get("key").map(|k| k.0.clone())).context("HMAC Secret has no key")?;
+            Ok(SecretBytes::new(bytes))
+        }
+        Err(e) => Err(e).with_context(|| format!("creating Secret {namespace}/{HMAC_SECRET}")),
+    }
+}
+
+/// Store status: whether sign-in works with the current settings. Rechecked every 10 minutes and on change.
+async fn run_store_controllers(
+    kube: kube::Client,
+    stores: Api<PasswordSafeStore>,
+    cluster: Api<ClusterPasswordSafeStore>,
+    registry: Arc<StoreRegistry>,
+    shutdown: future::Shared<future::BoxFuture<'static, ()>>,
+) {
+    let ctx = Arc::new((kube, registry));
+    let namespaced = Controller::new(stores, watcher::Config::default())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |store: Arc<PasswordSafeStore>, ctx: Arc<(kube::Client, Arc<StoreRegistry>)>| async move {
+                let key = StoreKey {
+                    kind: StoreKind::PasswordSafeStore,
+                    namespace: store.namespace(),
+                    name: store.name_any(),
+                };
+                let api: Api<PasswordSafeStore> =
+                    Api::namespaced(ctx.0.clone(), &store.namespace().unwrap_or_default());
+                check_store(&ctx.1, &key, store.meta().generation, status_conditions(&store.status), |s| {
+                    let api = api.clone();
+                    let name = store.name_any();
+                    async move { api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&s)).await.map(drop) }
+                })
+                .await
+            },
+            |_, _: &kube::Error, _| Action::requeue(Duration::from_secs(30)),
+            ctx.clone(),
+        )
+        .for_each(|_| future::ready(()));
+    let clustered = Controller::new(cluster, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(
+            |store: Arc<ClusterPasswordSafeStore>, ctx: Arc<(kube::Client, Arc<StoreRegistry>)>| async move {
+                let key =
+                    StoreKey { kind: StoreKind::ClusterPasswordSafeStore, namespace: None, name: store.name_any() };
+                let api: Api<ClusterPasswordSafeStore> = Api::all(ctx.0.clone());
+                check_store(&ctx.1, &key, store.meta().generation, status_conditions(&store.status), |s| {
+                    let api = api.clone();
+                    let name = store.name_any();
+                    async move { api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&s)).await.map(drop) }
+                })
+                .await
+            },
+            |_, _: &kube::Error, _| Action::requeue(Duration::from_secs(30)),
+            ctx,
+        )
+        .for_each(|_| future::ready(()));
+    future::join(namespaced, clustered).await;
+}
+
+fn status_conditions(status: &Option<crate::api::StoreStatus>) -> Vec<Condition> {
+    status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()
+}
+
+/// Signs in with the store's client and writes the Ready condition.
+async fn check_store<F, Fut>(
+    registry: &StoreRegistry,
+    key: &StoreKey,
+    generation: Option<i64>,
+    previous: Vec<Condition>,
+    write: F,
+) -> Result<Action, kube::Error>
+where
+    F: FnOnce(serde_json::Value) -> Fut,
+    Fut: Future<Output = Result<(), kube::Error>>,
+{
+    let (status, reason, message, requeue) = match registry.for_store(key).await {
+        Err(e) => ("False", e.reason(), e.to_string(), Duration::from_secs(60)),
+        Ok(handle) => match handle.client.sign_in().await {
+            Ok(user) => {
+                let mut message = format!("signed in as {}", user.user_name.unwrap_or_default());
+                if handle.insecure {
+                    message.push_str("; WARNING: TLS certificate verification is disabled (insecureSkipVerify)");
+                }
+                (
+                    "True",
+                    if handle.insecure { "SignedInInsecure" } else { "SignedIn" },
+                    message,
+                    Duration::from_secs(600),
+                )
+            }
+            Err(e) => ("False", e.reason(), format!("sign-in failed: {e}"), Duration::from_secs(60)),
+        },
+    };
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(Timestamp::now()));
+    let condition = Condition {
+        type_: "Ready".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    };
+    write(json!({ "status": { "conditions": [condition], "observedGeneration": generation, "lastCheckTime": Time(Timestamp::now()) } })).await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// `mpsc::UnboundedReceiver` as a `Stream` (what tokio-stream's wrapper does, without the dependency).
+mod tokio_stream_shim {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    pub struct UnboundedReceiverStream<T>(pub tokio::sync::mpsc::UnboundedReceiver<T>);
+
+    impl<T> futures::Stream for UnboundedReceiverStream<T> {
+        type Item = T;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+            self.0.poll_recv(cx)
+        }
+    }
+}

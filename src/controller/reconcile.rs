@@ -1,0 +1,560 @@
+//! Reconciling one PasswordSafeSecret: decide whether Password Safe must be asked again, build the Secret,
+//! apply it, restart workloads when the data changed, report status and events, and schedule the next look.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as Finalized, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::rollout;
+use super::stores::{StoreError, StoreHandle, StoreKey, StoreRegistry};
+use crate::api::{CreationPolicy, DeletionPolicy, PasswordSafeSecret, SourceStatus};
+use crate::passwordsafe::RotationInfo;
+use crate::sync::desired::{self, BuildError, FIELD_MANAGER, Owner, TakeoverError};
+use crate::sync::hmac::DataHmac;
+use crate::sync::resolve::{self, ResolveError, Resolved, Source, SourceState};
+use crate::sync::schedule::{self, ScheduleInput, SourceTiming};
+use crate::sync::template::{self, TemplateError};
+use crate::sync::{SecretData, duration};
+
+/// Finalizer on every PasswordSafeSecret: honours the deletion policy before the resource goes.
+pub const FINALIZER: &str = "passwordsafe.dev/cleanup";
+/// Condition types.
+pub const READY: &str = "Ready";
+pub const ROTATION_LOOP: &str = "RotationLoop";
+/// A rotation this soon after our own check-in, and not announced by NextChangeDate, is taken to be caused
+/// by the check-in (ChangePasswordAfterAnyReleaseFlag).
+const LOOP_WINDOW: SignedDuration = SignedDuration::from_mins(15);
+/// Consecutive self-caused rotations before the loop is reported and backed off.
+const LOOP_THRESHOLD: u32 = 2;
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    pub kube: kube::Client,
+    pub recorder: Recorder,
+    pub stores: Arc<StoreRegistry>,
+    pub hmac: DataHmac,
+    pub default_refresh: Duration,
+    synced: Mutex<HashMap<String, Arc<Synced>>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        kube: kube::Client,
+        recorder: Recorder,
+        stores: Arc<StoreRegistry>,
+        hmac: DataHmac,
+        default_refresh: Duration,
+    ) -> Self {
+        Self { kube, recorder, stores, hmac, default_refresh, synced: Mutex::default(), failures: Mutex::default() }
+    }
+
+    fn synced(&self, uid: &str) -> Option<Arc<Synced>> {
+        self.synced.lock().unwrap_or_else(PoisonError::into_inner).get(uid).cloned()
+    }
+
+    fn failures(&self, uid: &str) -> u32 {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner).get(uid).copied().unwrap_or(0)
+    }
+}
+
+/// What the last successful sync of a resource produced (kept in memory: the values never leave the process
+/// except into the Secret).
+struct Synced {
+    generation: Option<i64>,
+    store: StoreKey,
+    resolved: Resolved,
+    data: SecretData,
+    hmac: String,
+    loops: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Takeover(#[from] TakeoverError),
+    #[error("invalid spec: {0}")]
+    Invalid(String),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// The condition reason, event reason and metric label of this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Store(e) => e.reason(),
+            Self::Resolve(e) => e.reason(),
+            Self::Template(_) => "TemplateError",
+            Self::Build(_) => "InvalidTarget",
+            Self::Takeover(_) => "SecretNotOwned",
+            Self::Invalid(_) => "InvalidSpec",
+            Self::Kube(_) => "KubernetesError",
+            Self::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.reason(),
+                _ => "FinalizerError",
+            },
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The reconcile entry point: the finalizer helper calls [`apply`] or [`cleanup`].
+#[tracing::instrument(skip(pss, ctx), fields(namespace = pss.namespace().unwrap_or_default(), name = pss.name_any()))]
+pub async fn reconcile(pss: Arc<PasswordSafeSecret>, ctx: Arc<Context>) -> Result<Action> {
+    let api: Api<PasswordSafeSecret> = Api::namespaced(ctx.kube.clone(), &pss.namespace().unwrap_or_default());
+    finalizer(&api, FINALIZER, pss, |event| async {
+        match event {
+            Finalized::Apply(pss) => apply(&pss, &ctx).await,
+            Finalized::Cleanup(pss) => cleanup(&pss, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Requeue after a failure with the resource's own backoff.
+pub fn error_policy(pss: Arc<PasswordSafeSecret>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.failures(&pss.uid().unwrap_or_default()).max(1);
+    let input = ScheduleInput {
+        now: Timestamp::now(),
+        refresh_interval: ctx.default_refresh,
+        sources: Vec::new(),
+        consecutive_errors: failures,
+        rotation_loops: 0,
+        jitter: rand::random(),
+    };
+    let (delay, _) = schedule::next_sync(&input);
+    tracing::warn!(namespace = pss.namespace().unwrap_or_default(), name = pss.name_any(), reason = error.reason(), error = %error, retry_in_s = delay.as_secs(), "sync failed");
+    Action::requeue(delay)
+}
+
+/// What one successful sync did.
+struct Outcome {
+    synced: Arc<Synced>,
+    fetched: Option<&'static str>,
+    applied: bool,
+    next: Duration,
+    /// Sources whose LastChangeDate / ModifiedOn moved since the previous sync, with the new date.
+    rotated: Vec<(Source, Timestamp)>,
+}
+
+async fn apply(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
+    let uid = pss.uid().unwrap_or_default();
+    let previous_hmac = pss.status.as_ref().and_then(|s| s.data_hmac.clone());
+    match sync(pss, ctx).await {
+        Ok(outcome) => {
+            ctx.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
+            let changed = previous_hmac.as_deref() != Some(outcome.synced.hmac.as_str());
+            if changed && previous_hmac.is_some() && !pss.spec.rollout_restart_targets.is_empty() {
+                rollout::restart(ctx, pss).await;
+            }
+            publish_success_events(ctx, pss, &outcome, changed).await;
+            write_status_success(ctx, pss, &outcome).await?;
+            Ok(Action::requeue(outcome.next))
+        }
+        Err(error) => {
+            let failures = {
+                let mut map = ctx.failures.lock().unwrap_or_else(PoisonError::into_inner);
+                let n = map.entry(uid).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let delay = schedule::next_sync(&ScheduleInput {
+                now: Timestamp::now(),
+                refresh_interval: ctx.default_refresh,
+                sources: Vec::new(),
+                consecutive_errors: failures,
+                rotation_loops: 0,
+                jitter: 0.0,
+            })
+            .0;
+            write_status_failure(ctx, pss, &error, delay).await;
+            Err(error)
+        }
+    }
+}
+
+/// Decide, fetch when needed, build and apply the Secret, record what was synced.
+async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
+    let namespace = pss.namespace().unwrap_or_default();
+    let name = pss.name_any();
+    let uid = pss.uid().ok_or_else(|| Error::Invalid("resource has no UID".into()))?;
+    let spec = &pss.spec;
+    let refresh = match &spec.refresh_interval {
+        Some(text) => duration::parse(text).map_err(|e| Error::Invalid(format!("refreshInterval: {e}")))?,
+        None => ctx.default_refresh,
+    };
+    let store = ctx.stores.for_secret(&spec.store_ref, &namespace).await?;
+    let previous = ctx.synced(&uid);
+    let now = Timestamp::now();
+    let decision = decide(previous.as_deref(), pss, &store, now).await?;
+
+    let (resolved, data, loops) = match (decision.fetch, &previous) {
+        (None, Some(prev)) => (prev.resolved.clone(), prev.data.clone(), prev.loops),
+        (reason, _) => {
+            let options = store.request_options(spec.request.as_ref());
+            let resolved = resolve::resolve(&store.client, spec, &options).await?;
+            let data = match &spec.target.template {
+                Some(t) => template::render(t, &resolved.data)?,
+                None => resolved.data.clone(),
+            };
+            let loops = if decision.self_caused_rotation { previous.as_ref().map_or(1, |p| p.loops + 1) } else { 0 };
+            tracing::info!(reason = reason.unwrap_or("first sync"), keys = data.len(), "fetched from Password Safe");
+            (resolved, data, loops)
+        }
+    };
+
+    let owner = Owner { name: name.clone(), namespace: namespace.clone(), uid: uid.clone() };
+    let desired = desired::desired_secret(&spec.target, &owner, data.clone())?;
+    let target_name = desired::target_name(&spec.target, &name);
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let live = secrets.get_opt(&target_name).await.map_err(Error::Kube)?;
+    if let Some(live) = &live {
+        desired::check_takeover(live, &owner, spec.target.creation_policy)?;
+    }
+    let applied = match &live {
+        Some(live) if !drifted(live, &desired, &owner, spec.target.creation_policy) => false,
+        _ => {
+            secrets
+                .patch(&target_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired))
+                .await
+                .map_err(Error::Kube)?;
+            true
+        }
+    };
+
+    let rotated =
+        previous.as_deref().map(|prev| rotations(&prev.resolved.sources, &resolved.sources)).unwrap_or_default();
+    let hmac = ctx.hmac.digest(&data);
+    let sources: Vec<Source> = resolved.sources.iter().map(|s| s.source.clone()).collect();
+    store.changes.register(ObjectRef::from_obj(pss), sources);
+    let synced =
+        Arc::new(Synced { generation: pss.meta().generation, store: store.key.clone(), resolved, data, hmac, loops });
+    ctx.synced.lock().unwrap_or_else(PoisonError::into_inner).insert(uid, synced.clone());
+
+    let timings = if decision.fetch.is_some() { timings_of(&synced.resolved.sources) } else { decision.timings };
+    let (next, why) = schedule::next_sync(&ScheduleInput {
+        now,
+        refresh_interval: refresh,
+        sources: timings,
+        consecutive_errors: 0,
+        rotation_loops: loops.saturating_sub(LOOP_THRESHOLD - 1),
+        jitter: rand::random(),
+    });
+    tracing::debug!(next_s = next.as_secs(), ?why, fetched = decision.fetch, applied, "synced");
+    Ok(Outcome { synced, fetched: decision.fetch, applied, next, rotated })
+}
+
+/// Whether to ask Password Safe again, and the latest timing facts either way.
+struct Decision {
+    fetch: Option<&'static str>,
+    timings: Vec<SourceTiming>,
+    self_caused_rotation: bool,
+}
+
+async fn decide(
+    previous: Option<&Synced>,
+    pss: &PasswordSafeSecret,
+    store: &StoreHandle,
+    now: Timestamp,
+) -> Result<Decision> {
+    let fetch = |reason| Decision { fetch: Some(reason), timings: Vec::new(), self_caused_rotation: false };
+    let Some(prev) = previous else { return Ok(fetch("first sync")) };
+    if prev.generation != pss.meta().generation {
+        return Ok(fetch("spec changed"));
+    }
+    if prev.store != store.key {
+        return Ok(fetch("store changed"));
+    }
+    let mut decision = Decision { fetch: None, timings: Vec::new(), self_caused_rotation: false };
+    for state in &prev.resolved.sources {
+        let mut timing = timing_of(state);
+        if state.held_until.is_some_and(|t| t <= now) {
+            decision.fetch.get_or_insert("held release expired");
+        }
+        // After an announced change we need facts from after it; otherwise the last poll will do.
+        let announced = state.rotation.as_ref().and_then(|r| r.next_change_date).filter(|t| *t <= now);
+        let poll = SignedDuration::try_from(store.changes.interval()).unwrap_or(SignedDuration::ZERO);
+        let fresh_after = announced.unwrap_or(now - poll).max(state.fetched_at.min(now - poll));
+        let info = store.changes.current(&state.source, fresh_after).await.map_err(|error| {
+            Error::Resolve(ResolveError::Source {
+                key: state.keys.first().cloned().unwrap_or_default(),
+                source_name: state.source.to_string(),
+                error,
+            })
+        })?;
+        let in_flux_now = info.rotation.as_ref().is_some_and(in_flux);
+        if let Some(r) = &info.rotation {
+            timing.next_change = r.next_change_date;
+            timing.in_flux = in_flux_now;
+        }
+        let moved = info.rotation.as_ref().map(|r| r.last_change_date)
+            != state.rotation.as_ref().map(|r| r.last_change_date)
+            || (state.modified_on.is_some() && info.modified_on != state.modified_on)
+            || (state.folder_fingerprint.is_some() && info.folder_fingerprint != state.folder_fingerprint);
+        let was_in_flux = state.rotation.as_ref().is_some_and(in_flux);
+        if !in_flux_now && (moved || was_in_flux) {
+            decision.fetch.get_or_insert(if moved { "source rotated" } else { "change completed" });
+            if moved && self_caused(state, info.rotation.as_ref()) {
+                decision.self_caused_rotation = true;
+            }
+        }
+        decision.timings.push(timing);
+    }
+    Ok(decision)
+}
+
+/// Sources whose change date moved between two fetches.
+fn rotations(before: &[SourceState], after: &[SourceState]) -> Vec<(Source, Timestamp)> {
+    after
+        .iter()
+        .filter_map(|now| {
+            let then = before.iter().find(|b| b.source == now.source)?;
+            let changed = |s: &SourceState| s.rotation.as_ref().and_then(|r| r.last_change_date).or(s.modified_on);
+            match (changed(then), changed(now)) {
+                (Some(a), Some(b)) if a != b => Some((now.source.clone(), b)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn in_flux(r: &RotationInfo) -> bool {
+    r.is_changing || r.change_state.is_in_flux()
+}
+
+/// A change that happened soon after our own fetch (and check-in) without having been announced.
+fn self_caused(state: &SourceState, now: Option<&RotationInfo>) -> bool {
+    let Some(changed_at) = now.and_then(|r| r.last_change_date) else { return false };
+    let announced = state.rotation.as_ref().and_then(|r| r.next_change_date).is_some_and(|next| next <= changed_at);
+    !announced && changed_at >= state.fetched_at && changed_at <= state.fetched_at + LOOP_WINDOW
+}
+
+fn timing_of(state: &SourceState) -> SourceTiming {
+    SourceTiming {
+        next_change: state.rotation.as_ref().and_then(|r| r.next_change_date),
+        in_flux: state.rotation.as_ref().is_some_and(in_flux),
+        held_until: state.held_until,
+    }
+}
+
+fn timings_of(states: &[SourceState]) -> Vec<SourceTiming> {
+    states.iter().map(timing_of).collect()
+}
+
+/// Whether the live Secret differs from what we would apply: our data keys, our labels and annotations, the
+/// type, and our owner reference.
+fn drifted(live: &Secret, desired: &Secret, owner: &Owner, policy: CreationPolicy) -> bool {
+    let live_data = live.data.clone().unwrap_or_default();
+    let want_data = desired.data.clone().unwrap_or_default();
+    let data_differs = match policy {
+        CreationPolicy::Merge => want_data.iter().any(|(k, v)| live_data.get(k) != Some(v)),
+        _ => live_data != want_data,
+    };
+    let subset = |want: &Option<BTreeMap<String, String>>, have: &Option<BTreeMap<String, String>>| {
+        want.iter().flatten().all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+    };
+    let labels_differ = !subset(&desired.metadata.labels, &live.metadata.labels);
+    let annotations_differ = !subset(&desired.metadata.annotations, &live.metadata.annotations);
+    let type_differs = desired.type_.is_some() && desired.type_ != live.type_;
+    let has_our_owner_ref = live.owner_references().iter().any(|r| r.uid == owner.uid);
+    let owner_ref_differs = has_our_owner_ref != (policy == CreationPolicy::Owner);
+    data_differs || labels_differ || annotations_differ || type_differs || owner_ref_differs
+}
+
+/// The finalizer's cleanup: honour `deletionPolicy` for the target Secret.
+async fn cleanup(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
+    let namespace = pss.namespace().unwrap_or_default();
+    let name = pss.name_any();
+    let uid = pss.uid().unwrap_or_default();
+    let owner = Owner { name: name.clone(), namespace: namespace.clone(), uid: uid.clone() };
+    let target = &pss.spec.target;
+    let target_name = desired::target_name(target, &name);
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let live = secrets.get_opt(&target_name).await.map_err(Error::Kube)?;
+    let note = match (live, target.creation_policy, target.deletion_policy) {
+        (None, _, _) => "the target Secret no longer exists".to_owned(),
+        (Some(live), _, _) if target.creation_policy != CreationPolicy::Merge && !desired::is_ours(&live, &uid) => {
+            format!("left Secret {target_name} alone: it is not managed by this resource")
+        }
+        (Some(live), CreationPolicy::Owner, DeletionPolicy::Retain) => {
+            // Retain an owned Secret: drop our owner reference so the garbage collector keeps it.
+            let refs: Vec<_> = live.owner_references().iter().filter(|r| r.uid != uid).cloned().collect();
+            let patch = json!({ "metadata": { "ownerReferences": refs } });
+            secrets.patch(&target_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::Kube)?;
+            format!("retained Secret {target_name} (owner reference removed)")
+        }
+        (Some(_), CreationPolicy::Owner, DeletionPolicy::Delete) => {
+            format!("Secret {target_name} is deleted by the garbage collector through its owner reference")
+        }
+        (Some(_), CreationPolicy::Orphan, DeletionPolicy::Delete) => {
+            secrets.delete(&target_name, &Default::default()).await.map_err(Error::Kube)?;
+            format!("deleted Secret {target_name}")
+        }
+        (Some(_), CreationPolicy::Merge, DeletionPolicy::Delete) => {
+            let emptied = desired::merge_cleanup_secret(target, &owner);
+            secrets
+                .patch(&target_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&emptied))
+                .await
+                .map_err(Error::Kube)?;
+            format!("removed the operator's keys from Secret {target_name}")
+        }
+        (Some(_), _, DeletionPolicy::Retain) => format!("retained Secret {target_name}"),
+    };
+    let forgotten = ctx.synced.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
+    if let Some(prev) = forgotten
+        && let Ok(store) = ctx.stores.for_secret(&pss.spec.store_ref, &namespace).await
+        && store.key == prev.store
+    {
+        store.changes.unregister(&ObjectRef::from_obj(pss));
+    }
+    ctx.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
+    publish(ctx, pss, EventType::Normal, "Cleanup", "Delete", note).await;
+    Ok(Action::await_change())
+}
+
+async fn publish_success_events(ctx: &Context, pss: &PasswordSafeSecret, outcome: &Outcome, changed: bool) {
+    let secret_name = desired::target_name(&pss.spec.target, &pss.name_any());
+    for (source, at) in &outcome.rotated {
+        let note = format!("{source} was rotated in Password Safe at {at}");
+        publish(ctx, pss, EventType::Normal, "Rotated", "Sync", note).await;
+    }
+    if changed {
+        let why = outcome.fetched.unwrap_or("Secret restored");
+        let note = format!("synced {} keys into Secret {secret_name} ({why})", outcome.synced.data.len());
+        publish(ctx, pss, EventType::Normal, "Synced", "Sync", note).await;
+    } else if outcome.applied {
+        let note = format!("restored Secret {secret_name}: it was edited or deleted outside the operator");
+        publish(ctx, pss, EventType::Normal, "SecretRestored", "Sync", note).await;
+    }
+    if outcome.synced.loops >= LOOP_THRESHOLD {
+        publish(ctx, pss, EventType::Warning, "RotationLoop", "Sync", rotation_loop_message(&outcome.synced)).await;
+    }
+}
+
+fn rotation_loop_message(synced: &Synced) -> String {
+    format!(
+        "the password rotates after every check-in ({} times in a row): the account has \"change password after any \
+         release\" set. Set spec.request.rotateOnCheckin: false (the access policy must allow the API rotation \
+         override). Backing off meanwhile",
+        synced.loops
+    )
+}
+
+pub(crate) async fn publish(
+    ctx: &Context,
+    pss: &PasswordSafeSecret,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, &pss.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish event");
+    }
+}
+
+async fn write_status_success(ctx: &Context, pss: &PasswordSafeSecret, outcome: &Outcome) -> Result<()> {
+    let now = Timestamp::now();
+    let synced = &outcome.synced;
+    let message = format!("Secret {} holds the current data", desired::target_name(&pss.spec.target, &pss.name_any()));
+    let mut conditions = vec![condition(pss, READY, "True", "Synced", &message)];
+    if synced.loops >= LOOP_THRESHOLD {
+        conditions.push(condition(pss, ROTATION_LOOP, "True", "RotatesAfterCheckin", &rotation_loop_message(synced)));
+    }
+    let sources: Vec<SourceStatus> = synced.resolved.sources.iter().map(source_status).collect();
+    let status = json!({
+        "status": {
+            "conditions": conditions,
+            "observedGeneration": pss.meta().generation,
+            "secretName": desired::target_name(&pss.spec.target, &pss.name_any()),
+            "lastSyncTime": Time(now),
+            "nextSyncTime": Time(now + SignedDuration::try_from(outcome.next).unwrap_or_default()),
+            "sources": sources,
+            "dataHmac": synced.hmac,
+        }
+    });
+    patch_status(ctx, pss, status).await.map_err(Error::Kube)?;
+    Ok(())
+}
+
+async fn write_status_failure(ctx: &Context, pss: &PasswordSafeSecret, error: &Error, retry_in: Duration) {
+    let now = Timestamp::now();
+    let message = error.to_string();
+    let previous = pss.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+    let changed = previous.is_none_or(|c| c.status != "False" || c.reason != error.reason() || c.message != message);
+    if changed {
+        publish(ctx, pss, EventType::Warning, error.reason(), "Sync", message.clone()).await;
+    }
+    let status = json!({
+        "status": {
+            "conditions": [condition(pss, READY, "False", error.reason(), &message)],
+            "observedGeneration": pss.meta().generation,
+            "nextSyncTime": Time(now + SignedDuration::try_from(retry_in).unwrap_or_default()),
+        }
+    });
+    if let Err(e) = patch_status(ctx, pss, status).await {
+        tracing::warn!(error = %e, "could not write status");
+    }
+}
+
+async fn patch_status(
+    ctx: &Context,
+    pss: &PasswordSafeSecret,
+    status: serde_json::Value,
+) -> kube::Result<PasswordSafeSecret> {
+    let api: Api<PasswordSafeSecret> = Api::namespaced(ctx.kube.clone(), &pss.namespace().unwrap_or_default());
+    api.patch_status(&pss.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await
+}
+
+/// A condition that keeps its lastTransitionTime while its status stays the same.
+fn condition(pss: &PasswordSafeSecret, type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+    let previous = pss.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+    let last_transition_time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Time(Timestamp::now()),
+    };
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: pss.meta().generation,
+        last_transition_time,
+    }
+}
+
+fn source_status(state: &SourceState) -> SourceStatus {
+    SourceStatus {
+        key: state.keys.join(","),
+        source: state.source.to_string(),
+        last_change_date: state.rotation.as_ref().and_then(|r| r.last_change_date).map(Time),
+        next_change_date: state.rotation.as_ref().and_then(|r| r.next_change_date).map(Time),
+        modified_on: state.modified_on.map(Time),
+    }
+}

@@ -1,0 +1,441 @@
+//! Reconcile tests: the real reconciler against kube-rs's mocked API (tower-test, see support/kube_mock.rs)
+//! and the Password Safe simulator over real HTTP.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use passwordsafe_operator::api::{ClusterPasswordSafeStore, PasswordSafeSecret, PasswordSafeStore};
+use passwordsafe_operator::controller::StoreRegistry;
+use passwordsafe_operator::controller::reconcile::{Context, FINALIZER, reconcile};
+use passwordsafe_operator::passwordsafe::{NoopObserver, SecretBytes};
+use passwordsafe_operator::sync::hmac::DataHmac;
+use passwordsafe_simulator::{Fault, FaultRule, Running};
+use serde_json::{Value, json};
+use support::kube_mock::KubeMock;
+use support::*;
+
+const NS: &str = "demo";
+const PSS_PATH: &str = "/apis/passwordsafe.dev/v1alpha1/namespaces/demo/passwordsafesecrets/app";
+const SECRET_PATH: &str = "/api/v1/namespaces/demo/secrets/app";
+
+fn b64(bytes: &[u8]) -> String {
+    k8s_openapi::ByteString(bytes.to_vec()).serialize_to_b64()
+}
+
+trait B64 {
+    fn serialize_to_b64(&self) -> String;
+}
+impl B64 for k8s_openapi::ByteString {
+    fn serialize_to_b64(&self) -> String {
+        serde_json::to_value(self).unwrap().as_str().unwrap().to_owned()
+    }
+}
+
+struct Rig {
+    sim: Running,
+    mock: KubeMock,
+    ctx: Arc<Context>,
+    _stores: Writer<PasswordSafeStore>,
+    _cluster: Writer<ClusterPasswordSafeStore>,
+}
+
+/// A store `ps` in namespace demo pointing at a fresh simulator, its API-key Secret, and a context.
+async fn rig(extra_accounts: &str, cluster_store: Option<Value>) -> Rig {
+    let sim = start(&seed_yaml(extra_accounts)).await;
+    let (kube, mock) = KubeMock::start();
+    let store: PasswordSafeStore = serde_json::from_value(json!({
+        "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "PasswordSafeStore",
+        "metadata": {"name": "ps", "namespace": NS, "uid": "store-uid", "generation": 1},
+        "spec": {"url": sim.base_url(), "auth": {"apiKey": {"secretRef": {"name": "ps-api", "key": "key"}, "runAs": "svc-operator"}}}
+    }))
+    .unwrap();
+    mock.put(
+        "/api/v1/namespaces/demo/secrets/ps-api",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ps-api", "namespace": NS}, "data": {"key": b64(API_KEY.as_bytes())}}),
+    );
+    let (store_reader, mut store_writer) = reflector::store::<PasswordSafeStore>();
+    for event in [watcher::Event::Init, watcher::Event::InitApply(store), watcher::Event::InitDone] {
+        store_writer.apply_watcher_event(&event);
+    }
+    let (cluster_reader, mut cluster_writer) = reflector::store::<ClusterPasswordSafeStore>();
+    cluster_writer.apply_watcher_event(&watcher::Event::Init);
+    if let Some(cluster) = cluster_store {
+        cluster_writer.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(cluster).unwrap()));
+    }
+    cluster_writer.apply_watcher_event(&watcher::Event::InitDone);
+    let registry = Arc::new(StoreRegistry::new(
+        kube.clone(),
+        store_reader,
+        cluster_reader,
+        Arc::new(NoopObserver),
+        Duration::from_secs(60),
+        None,
+    ));
+    let recorder = Recorder::new(kube.clone(), Reporter { controller: "passwordsafe-operator".into(), instance: None });
+    let hmac = DataHmac::new(SecretBytes::new(vec![7u8; 32])).unwrap();
+    let ctx = Arc::new(Context::new(kube, recorder, registry, hmac, Duration::from_secs(3600)));
+    Rig { sim, mock, ctx, _stores: store_writer, _cluster: cluster_writer }
+}
+
+/// A PasswordSafeSecret `app` in demo (with our finalizer, as after the first pass) stored in the mock.
+fn pss(rig: &Rig, spec: Value) -> PasswordSafeSecret {
+    let object = json!({
+        "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "PasswordSafeSecret",
+        "metadata": {"name": "app", "namespace": NS, "uid": "pss-uid", "generation": 1, "finalizers": [FINALIZER]},
+        "spec": spec,
+    });
+    rig.mock.put(PSS_PATH, object.clone());
+    serde_json::from_value(object).unwrap()
+}
+
+/// The resource as the API server now has it (status included), optionally at a new generation.
+fn reread(rig: &Rig) -> PasswordSafeSecret {
+    serde_json::from_value(rig.mock.get(PSS_PATH).unwrap()).unwrap()
+}
+
+fn app_user_spec() -> Value {
+    json!({
+        "storeRef": {"name": "ps"},
+        "data": [
+            {"secretKey": "password", "managedAccount": {"system": "db01", "account": "app_user"}},
+            {"secretKey": "username", "managedAccount": {"system": "db01", "account": "app_user", "field": "username"}}
+        ]
+    })
+}
+
+async fn run(
+    rig: &Rig,
+    object: PasswordSafeSecret,
+) -> Result<kube::runtime::controller::Action, passwordsafe_operator::controller::reconcile::Error> {
+    reconcile(Arc::new(object), rig.ctx.clone()).await
+}
+
+fn secret_data(rig: &Rig, key: &str) -> Option<String> {
+    rig.mock.get(SECRET_PATH)?["data"][key].as_str().map(str::to_owned)
+}
+
+fn status(rig: &Rig) -> Value {
+    rig.mock.get(PSS_PATH).unwrap()["status"].clone()
+}
+
+fn ready(rig: &Rig) -> (String, String, String) {
+    let s = status(rig);
+    let c = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
+    (c["status"].as_str().unwrap().into(), c["reason"].as_str().unwrap().into(), c["message"].as_str().unwrap().into())
+}
+
+/// The reason of every event published, in order: kube's recorder creates an event the first time and
+/// patches its series count when the same reason repeats.
+fn event_reasons(rig: &Rig) -> Vec<String> {
+    rig.mock
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/events"))
+        .filter_map(|r| match r.method.as_str() {
+            "POST" => r.body["reason"].as_str().map(str::to_owned),
+            "PATCH" => rig.mock.get(&r.path).and_then(|e| e["reason"].as_str().map(str::to_owned)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_resource_gets_an_owned_secret_a_ready_status_and_an_event() {
+    let rig = rig("", None).await;
+    let action = run(&rig, pss(&rig, app_user_spec())).await.unwrap();
+    assert_ne!(action, kube::runtime::controller::Action::await_change());
+    assert_eq!(secret_data(&rig, "password"), Some(b64(APP_PASSWORD.as_bytes())));
+    assert_eq!(secret_data(&rig, "username"), Some(b64(b"app_user")));
+    let applied = &rig.mock.calls("PATCH", "/secrets/app")[0];
+    assert!(
+        applied.query.contains("fieldManager=passwordsafe-operator") && applied.query.contains("force=true"),
+        "{}",
+        applied.query
+    );
+    let secret = rig.mock.get(SECRET_PATH).unwrap();
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], "pss-uid");
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["controller"], true);
+    assert_eq!(secret["metadata"]["labels"]["app.kubernetes.io/managed-by"], "passwordsafe-operator");
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(ready(&rig).0, "True");
+    let s = status(&rig);
+    assert!(s["dataHmac"].as_str().unwrap().starts_with("hmac-sha256:"));
+    assert_eq!(s["observedGeneration"], 1);
+    assert!(s["lastSyncTime"].is_string() && s["nextSyncTime"].is_string());
+    assert_eq!(s["sources"][0]["source"], "managedAccount:db01/app_user");
+    assert!(s["sources"][0]["lastChangeDate"].is_string());
+    assert_eq!(event_reasons(&rig), ["Synced"]);
+    assert!(rig.sim.handle().open_requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_unchanged_resource_is_not_fetched_or_written_again() {
+    let rig = rig("", None).await;
+    run(&rig, pss(&rig, app_user_spec())).await.unwrap();
+    let requests_before = rig.sim.handle().call_count("POST Requests");
+    rig.mock.clear_requests();
+    run(&rig, reread(&rig)).await.unwrap();
+    assert_eq!(rig.sim.handle().call_count("POST Requests"), requests_before, "no new credential retrieval");
+    assert!(rig.mock.calls("PATCH", "/secrets/app").is_empty(), "no write when nothing changed");
+    assert!(event_reasons(&rig).is_empty(), "no event without a change: {}", rig.mock.transcript());
+}
+
+#[tokio::test]
+async fn a_deleted_or_edited_secret_is_restored_without_asking_password_safe() {
+    let rig = rig("", None).await;
+    run(&rig, pss(&rig, app_user_spec())).await.unwrap();
+    let requests_before = rig.sim.handle().call_count("POST Requests");
+
+    rig.mock.remove(SECRET_PATH);
+    run(&rig, reread(&rig)).await.unwrap();
+    assert_eq!(secret_data(&rig, "password"), Some(b64(APP_PASSWORD.as_bytes())));
+
+    let mut edited = rig.mock.get(SECRET_PATH).unwrap();
+    edited["data"]["password"] = json!(b64(b"tampered"));
+    rig.mock.put(SECRET_PATH, edited);
+    run(&rig, reread(&rig)).await.unwrap();
+    assert_eq!(secret_data(&rig, "password"), Some(b64(APP_PASSWORD.as_bytes())));
+    assert_eq!(rig.sim.handle().call_count("POST Requests"), requests_before);
+    assert!(event_reasons(&rig).contains(&"SecretRestored".to_owned()), "{:?}", event_reasons(&rig));
+}
+
+#[tokio::test]
+async fn a_rotation_in_password_safe_is_synced_with_a_rotated_event() {
+    let rig = rig("", None).await;
+    run(&rig, pss(&rig, app_user_spec())).await.unwrap();
+    rig.sim.handle().rotate_account("db01", "app_user").unwrap();
+    let new_password = rig.sim.handle().account("db01", "app_user").unwrap().password;
+    assert_ne!(new_password, APP_PASSWORD);
+    run(&rig, reread(&rig)).await.unwrap();
+    assert_eq!(secret_data(&rig, "password"), Some(b64(new_password.as_bytes())));
+    let reasons = event_reasons(&rig);
+    assert!(
+        reasons.contains(&"Rotated".to_owned()) && reasons.iter().filter(|r| *r == "Synced").count() == 2,
+        "{reasons:?}"
+    );
+    assert!(rig.sim.handle().open_requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_spec_change_fetches_again_and_a_template_renders_keys() {
+    let rig = rig("", None).await;
+    run(&rig, pss(&rig, app_user_spec())).await.unwrap();
+    let mut object = rig.mock.get(PSS_PATH).unwrap();
+    object["metadata"]["generation"] = json!(2);
+    object["spec"]["target"] = json!({
+        "type": "kubernetes.io/basic-auth",
+        "template": {"data": {"DATABASE_URL": "postgres://{{ username }}:{{ password }}@db01:5432/app"}, "keepSourceKeys": true}
+    });
+    rig.mock.put(PSS_PATH, object);
+    run(&rig, reread(&rig)).await.unwrap();
+    let url = format!("postgres://app_user:{APP_PASSWORD}@db01:5432/app");
+    assert_eq!(secret_data(&rig, "DATABASE_URL"), Some(b64(url.as_bytes())));
+    assert_eq!(secret_data(&rig, "password"), Some(b64(APP_PASSWORD.as_bytes())));
+    assert_eq!(rig.mock.get(SECRET_PATH).unwrap()["type"], "kubernetes.io/basic-auth");
+    assert_eq!(status(&rig)["observedGeneration"], 2);
+    assert_eq!(rig.sim.handle().call_count("POST Requests"), 2);
+}
+
+#[tokio::test]
+async fn secrets_safe_and_folder_sources_fill_their_keys() {
+    let rig = rig("", None).await;
+    let spec = json!({
+        "storeRef": {"name": "ps"},
+        "data": [
+            {"secretKey": "db-password", "secretsSafe": {"folderPath": "prod/db", "title": "db-creds"}},
+            {"secretKey": "db-user", "secretsSafe": {"folderPath": "prod/db", "title": "db-creds", "field": "username"}},
+            {"secretKey": "bundle", "secretsSafe": {"folderPath": "prod/db", "title": "tls-bundle"}}
+        ],
+        "dataFrom": [{"secretsSafeFolder": {"folderPath": "prod/db", "keyPrefix": "all-"}}]
+    });
+    run(&rig, pss(&rig, spec)).await.unwrap();
+    assert_eq!(secret_data(&rig, "db-password"), Some(b64(SECRET_PASSWORD.as_bytes())));
+    assert_eq!(secret_data(&rig, "db-user"), Some(b64(b"dbuser")));
+    assert_eq!(secret_data(&rig, "bundle"), Some(b64(FILE_BYTES)));
+    assert_eq!(secret_data(&rig, "all-app-config"), Some(b64(SECRET_TEXT.as_bytes())));
+    assert_eq!(secret_data(&rig, "all-db-creds.username"), Some(b64(b"dbuser")));
+    assert_eq!(secret_data(&rig, "all-tls-bundle"), Some(b64(FILE_BYTES)));
+}
+
+async fn delete_with(creation: &str, deletion: &str) -> Rig {
+    let rig = rig("", None).await;
+    let mut spec = app_user_spec();
+    spec["target"] = json!({"creationPolicy": creation, "deletionPolicy": deletion});
+    if creation == "Merge" {
+        rig.mock.put(
+            SECRET_PATH,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app", "namespace": NS, "uid": "theirs"}, "data": {"theirs": b64(b"x")}}),
+        );
+    }
+    run(&rig, pss(&rig, spec)).await.unwrap();
+    let mut object = rig.mock.get(PSS_PATH).unwrap();
+    object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    rig.mock.put(PSS_PATH, object);
+    rig.mock.clear_requests();
+    let action = run(&rig, reread(&rig)).await.unwrap();
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    assert_eq!(rig.mock.calls("PATCH", "/passwordsafesecrets/app").len(), 1, "the finalizer is removed");
+    rig
+}
+
+#[tokio::test]
+async fn deletion_of_an_owned_secret_is_left_to_the_garbage_collector() {
+    let rig = delete_with("Owner", "Delete").await;
+    assert!(rig.mock.calls("DELETE", "/secrets/app").is_empty());
+    assert!(rig.mock.calls("PATCH", "/secrets/app").is_empty());
+}
+
+#[tokio::test]
+async fn deletion_with_retain_drops_the_owner_reference_so_the_secret_survives() {
+    let rig = delete_with("Owner", "Retain").await;
+    let patch = &rig.mock.calls("PATCH", "/secrets/app")[0];
+    assert_eq!(patch.body["metadata"]["ownerReferences"], json!([]));
+    assert!(rig.mock.get(SECRET_PATH).is_some());
+}
+
+#[tokio::test]
+async fn deletion_of_an_orphan_secret_deletes_it() {
+    let rig = delete_with("Orphan", "Delete").await;
+    assert_eq!(rig.mock.calls("DELETE", "/secrets/app").len(), 1);
+    assert!(rig.mock.get(SECRET_PATH).is_none());
+}
+
+#[tokio::test]
+async fn deletion_of_a_merged_secret_removes_only_our_keys() {
+    let rig = delete_with("Merge", "Delete").await;
+    let apply = &rig.mock.calls("PATCH", "/secrets/app")[0];
+    assert!(apply.content_type.starts_with("application/apply-patch"));
+    assert!(apply.body.get("data").is_none_or(|d| d.as_object().is_none_or(|m| m.is_empty())), "{}", apply.body);
+}
+
+#[tokio::test]
+async fn merged_secret_with_retain_is_left_alone() {
+    let rig = delete_with("Merge", "Retain").await;
+    assert!(rig.mock.calls("PATCH", "/secrets/app").is_empty() && rig.mock.calls("DELETE", "/secrets/app").is_empty());
+}
+
+#[tokio::test]
+async fn a_secret_the_operator_does_not_manage_is_not_taken_over() {
+    let rig = rig("", None).await;
+    rig.mock.put(
+        SECRET_PATH,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app", "namespace": NS, "uid": "theirs"}, "data": {"theirs": b64(b"x")}}),
+    );
+    let err = run(&rig, pss(&rig, app_user_spec())).await.unwrap_err();
+    assert_eq!(err.reason(), "SecretNotOwned", "{err}");
+    assert!(rig.mock.calls("PATCH", "/secrets/app").is_empty());
+    let (status, reason, message) = ready(&rig);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "SecretNotOwned"));
+    assert!(message.contains("Merge"), "{message}");
+}
+
+#[tokio::test]
+async fn a_cluster_store_refuses_namespaces_it_does_not_allow() {
+    let cluster = json!({
+        "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "ClusterPasswordSafeStore",
+        "metadata": {"name": "shared", "uid": "cluster-uid", "generation": 1},
+        "spec": {"url": "http://127.0.0.1:1/BeyondTrust/api/public/v3",
+                 "auth": {"apiKey": {"secretRef": {"name": "k", "key": "k", "namespace": "ops"}, "runAs": "x"}},
+                 "namespaces": {"names": ["other"]}}
+    });
+    let rig = rig("", Some(cluster)).await;
+    let spec = json!({"storeRef": {"kind": "ClusterPasswordSafeStore", "name": "shared"}, "data": [{"secretKey": "p", "managedAccount": {"system": "db01", "account": "app_user"}}]});
+    let err = run(&rig, pss(&rig, spec)).await.unwrap_err();
+    assert_eq!(err.reason(), "StoreNotAllowed");
+    let (status, reason, message) = ready(&rig);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "StoreNotAllowed"));
+    assert!(message.contains("namespace demo"), "{message}");
+    assert_eq!(event_reasons(&rig), ["StoreNotAllowed"]);
+}
+
+#[tokio::test]
+async fn a_missing_account_is_reported_with_the_key_and_the_account() {
+    let rig = rig("", None).await;
+    let spec = json!({"storeRef": {"name": "ps"}, "data": [{"secretKey": "db-pass", "managedAccount": {"system": "db01", "account": "ghost"}}]});
+    let err = run(&rig, pss(&rig, spec)).await.unwrap_err();
+    assert_eq!(err.reason(), "NotFound");
+    let (_, reason, message) = ready(&rig);
+    assert_eq!(reason, "NotFound");
+    assert!(message.contains("\"db-pass\"") && message.contains("db01/ghost"), "{message}");
+}
+
+#[tokio::test]
+async fn permission_denied_is_reported_with_its_sub_code_and_the_request_is_checked_in() {
+    let rig = rig("", None).await;
+    rig.sim.handle().set_faults(vec![FaultRule {
+        endpoint: "GET Credentials".into(),
+        fault: Fault::Status { status: 403, body: Some("4031".into()) },
+        probability: 1.0,
+        remaining: None,
+    }]);
+    let err = run(&rig, pss(&rig, app_user_spec())).await.unwrap_err();
+    assert_eq!(err.reason(), "PermissionDenied");
+    let (status, reason, message) = ready(&rig);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "PermissionDenied"));
+    assert!(message.contains("4031") && message.contains("password"), "{message}");
+    assert!(rig.sim.handle().open_requests().is_empty());
+    // A second failure with the same cause does not repeat the event.
+    run(&rig, reread(&rig)).await.unwrap_err();
+    assert_eq!(event_reasons(&rig), ["PermissionDenied"]);
+}
+
+#[tokio::test]
+async fn an_account_that_rotates_after_every_check_in_is_reported_as_a_loop_and_backed_off() {
+    let extra = "      - name: loopy\n        password: \"loop-pass\"\n        changePasswordAfterAnyRelease: true\n";
+    let rig = rig(extra, None).await;
+    let spec = json!({"storeRef": {"name": "ps"}, "data": [{"secretKey": "p", "managedAccount": {"system": "bulk", "account": "loopy"}}]});
+    let mut action = run(&rig, pss(&rig, spec)).await.unwrap();
+    for _ in 0..3 {
+        action = run(&rig, reread(&rig)).await.unwrap();
+    }
+    let s = status(&rig);
+    let looped =
+        s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "RotationLoop").cloned().unwrap_or_default();
+    assert_eq!(looped["status"], "True", "{s}");
+    assert!(looped["message"].as_str().unwrap().contains("rotateOnCheckin: false"));
+    assert!(event_reasons(&rig).contains(&"RotationLoop".to_owned()));
+    assert!(requeue_secs(&action) >= 60.0, "{action:?}");
+}
+
+/// Logs at TRACE, events and status of a success and a failure carry no credential value.
+#[tokio::test(flavor = "current_thread")]
+async fn no_credential_value_reaches_logs_events_or_status() {
+    let (logs, _guard) = capture_logs();
+    let rig = rig("", None).await;
+    run(&rig, pss(&rig, app_user_spec())).await.unwrap();
+    rig.sim.handle().set_faults(vec![FaultRule {
+        endpoint: "GET Credentials".into(),
+        fault: Fault::Malformed,
+        probability: 1.0,
+        remaining: None,
+    }]);
+    rig.sim.handle().rotate_account("db01", "app_user").unwrap();
+    let _ = run(&rig, reread(&rig)).await;
+    let mut visible = logs.text();
+    for r in rig.mock.requests().iter().filter(|r| !r.path.contains("/secrets/")) {
+        visible.push_str(&r.body.to_string());
+    }
+    for value in seeded_secret_values().into_iter().chain([APP_PASSWORD]) {
+        assert!(!visible.contains(value), "{value} leaked");
+        assert!(!visible.contains(&b64(value.as_bytes())), "{value} leaked base64-encoded");
+    }
+}
+
+/// The requeue delay of an action (kube's `Action` keeps it private; its Debug form shows it).
+fn requeue_secs(action: &kube::runtime::controller::Action) -> f64 {
+    let text = format!("{action:?}");
+    let inner = text.split("Some(").nth(1).and_then(|t| t.split(')').next()).unwrap_or("0s");
+    let (number, unit) = inner.split_at(inner.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(inner.len()));
+    let value: f64 = number.parse().unwrap_or(0.0);
+    match unit {
+        "ms" => value / 1000.0,
+        "µs" | "us" => value / 1e6,
+        "ns" => value / 1e9,
+        _ => value,
+    }
+}
