@@ -439,3 +439,110 @@ fn requeue_secs(action: &kube::runtime::controller::Action) -> f64 {
         _ => value,
     }
 }
+
+#[tokio::test]
+async fn a_data_change_restarts_the_listed_workloads_but_the_first_sync_does_not() {
+    let rig = rig("", None).await;
+    let deployment = "/apis/apps/v1/namespaces/demo/deployments/web";
+    rig.mock.put(deployment, json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": NS}, "spec": {"template": {"metadata": {}}}}));
+    let mut spec = app_user_spec();
+    spec["rolloutRestartTargets"] =
+        json!([{"kind": "Deployment", "name": "web"}, {"kind": "StatefulSet", "name": "missing"}]);
+    run(&rig, pss(&rig, spec)).await.unwrap();
+    assert!(rig.mock.calls("PATCH", "/deployments/web").is_empty(), "no restart on the first sync");
+
+    rig.sim.handle().rotate_account("db01", "app_user").unwrap();
+    run(&rig, reread(&rig)).await.unwrap();
+    let restarted = rig.mock.get(deployment).unwrap();
+    assert!(
+        restarted["spec"]["template"]["metadata"]["annotations"]["passwordsafe.dev/restartedAt"].is_string(),
+        "{restarted}"
+    );
+    let reasons = event_reasons(&rig);
+    assert!(
+        reasons.contains(&"RolloutRestart".to_owned()) && reasons.contains(&"RolloutRestartFailed".to_owned()),
+        "{reasons:?}"
+    );
+    assert_eq!(ready(&rig).0, "True", "a failed restart does not fail the sync");
+}
+
+const STORE_PATH: &str = "/apis/passwordsafe.dev/v1alpha1/namespaces/demo/passwordsafestores/ps";
+
+fn store_object(rig: &Rig, key_secret: &str) -> PasswordSafeStore {
+    let object = json!({
+        "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "PasswordSafeStore",
+        "metadata": {"name": "ps", "namespace": NS, "uid": "store-uid", "generation": 1},
+        "spec": {"url": rig.sim.base_url(), "auth": {"apiKey": {"secretRef": {"name": key_secret, "key": "key"}, "runAs": "svc-operator"}}}
+    });
+    rig.mock.put(STORE_PATH, object.clone());
+    serde_json::from_value(object).unwrap()
+}
+
+#[tokio::test]
+async fn store_status_reports_whether_sign_in_works() {
+    use passwordsafe_operator::controller::{StoreContext, reconcile_store};
+    let rig = rig("", None).await;
+    let ctx = Arc::new(StoreContext { kube: rig.ctx.kube.clone(), registry: rig.ctx.stores.clone() });
+    reconcile_store(Arc::new(store_object(&rig, "ps-api")), ctx.clone()).await.unwrap();
+    let condition = rig.mock.get(STORE_PATH).unwrap()["status"]["conditions"][0].clone();
+    assert_eq!((condition["status"].as_str(), condition["reason"].as_str()), (Some("True"), Some("SignedIn")));
+    assert!(condition["message"].as_str().unwrap().contains("svc-operator"));
+
+    // The key is rotated in Kubernetes to a wrong one: the watch invalidates the client, sign-in fails.
+    rig.mock.put(
+        "/api/v1/namespaces/demo/secrets/ps-api",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ps-api", "namespace": NS}, "data": {"key": b64(b"wrong-key")}}),
+    );
+    let affected = rig.ctx.stores.invalidate_secret(NS, "ps-api");
+    assert_eq!(affected.len(), 1);
+    reconcile_store(Arc::new(store_object(&rig, "ps-api")), ctx).await.unwrap();
+    let condition = rig.mock.get(STORE_PATH).unwrap()["status"]["conditions"][0].clone();
+    assert_eq!((condition["status"].as_str(), condition["reason"].as_str()), (Some("False"), Some("Unauthenticated")));
+    assert!(!rig.mock.transcript().contains("wrong-key") && !rig.mock.transcript().contains(API_KEY));
+}
+
+#[tokio::test]
+async fn a_missing_credentials_secret_is_named_in_store_and_secret_status() {
+    use passwordsafe_operator::controller::{StoreContext, reconcile_store};
+    let rig = rig("", None).await;
+    rig.mock.remove("/api/v1/namespaces/demo/secrets/ps-api");
+    let ctx = Arc::new(StoreContext { kube: rig.ctx.kube.clone(), registry: rig.ctx.stores.clone() });
+    reconcile_store(Arc::new(store_object(&rig, "ps-api")), ctx).await.unwrap();
+    let condition = rig.mock.get(STORE_PATH).unwrap()["status"]["conditions"][0].clone();
+    assert_eq!(
+        (condition["status"].as_str(), condition["reason"].as_str()),
+        (Some("False"), Some("StoreCredentialsMissing"))
+    );
+    assert!(condition["message"].as_str().unwrap().contains("Secret demo/ps-api not found"), "{condition}");
+
+    let err = run(&rig, pss(&rig, app_user_spec())).await.unwrap_err();
+    assert_eq!(err.reason(), "StoreCredentialsMissing");
+    let (_, reason, message) = ready(&rig);
+    assert_eq!(reason, "StoreCredentialsMissing");
+    assert!(message.contains("demo/ps-api"), "{message}");
+}
+
+#[tokio::test]
+async fn one_client_serves_every_resource_of_a_store_until_its_credentials_change() {
+    let rig = rig("", None).await;
+    run(&rig, pss(&rig, app_user_spec())).await.unwrap();
+    let other: PasswordSafeSecret = serde_json::from_value(json!({
+        "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "PasswordSafeSecret",
+        "metadata": {"name": "other", "namespace": NS, "uid": "other-uid", "generation": 1, "finalizers": [FINALIZER]},
+        "spec": {"storeRef": {"name": "ps"}, "data": [{"secretKey": "k", "secretsSafe": {"folderPath": "prod/db", "title": "app-config"}}]}
+    }))
+    .unwrap();
+    rig.mock.put(
+        "/apis/passwordsafe.dev/v1alpha1/namespaces/demo/passwordsafesecrets/other",
+        serde_json::to_value(&other).unwrap(),
+    );
+    run(&rig, other.clone()).await.unwrap();
+    assert_eq!(rig.sim.handle().call_count("POST Auth/SignAppIn"), 1, "one session for both resources");
+    rig.ctx.stores.invalidate_secret(NS, "ps-api");
+    let mut changed = serde_json::to_value(&other).unwrap();
+    changed["metadata"]["generation"] = json!(2);
+    run(&rig, serde_json::from_value(changed).unwrap()).await.unwrap();
+    assert_eq!(rig.sim.handle().call_count("POST Auth/SignAppIn"), 2, "a rebuilt client signs in again");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rig.sim.handle().call_count("POST Auth/Signout"), 1, "the replaced client's session is ended");
+}

@@ -113,8 +113,10 @@ pub struct DataItem {
 }
 
 /// Every secret of one Secrets Safe folder (not its sub-folders). Keys are derived from titles: every
-/// character outside `[-._a-zA-Z0-9]` becomes `_`, then `keyPrefix` is prepended. A credential secret yields
-/// `<key>` (password) and `<key>.username`; a text secret `<key>`; a file secret `<key>` (exact bytes).
+/// character outside `[-._a-zA-Z0-9]` becomes `_` (an empty title becomes `_`; `.` and `..` get a `_` in
+/// front), then `keyPrefix` is prepended and the key is cut to 244 bytes. A credential secret yields `<key>`
+/// (password) and `<key>.username`; a text secret `<key>`; a file secret `<key>` (exact bytes). Two titles
+/// that give the same key are an error naming both.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretsSafeFolderSource {
@@ -259,6 +261,7 @@ pub struct PasswordSafeSecretSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RequestSettings>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["kind", "name"]))]
     pub rollout_restart_targets: Vec<RolloutRestartTarget>,
 }
 
@@ -271,8 +274,10 @@ pub struct SourceStatus {
     /// `managedAccount:<system>/<account>`, `alias:<name>`, `secretsSafe:<folder>/<title>` or
     /// `secretsSafeFolder:<folder>`.
     pub source: String,
+    /// Password Safe's LastChangeDate of the account when it was last read (managed accounts and aliases).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change_date: Option<Time>,
+    /// Password Safe's NextChangeDate: a rotation it has scheduled; the operator looks again shortly after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_change_date: Option<Time>,
     /// Secrets Safe ModifiedOn.

@@ -157,11 +157,15 @@ pub struct PasswordSafeStoreSpec {
 pub struct NamespaceConditions {
     /// Namespaces allowed by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub names: Vec<String>,
     /// Namespaces allowed by label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
 }
+
+/// CEL: a cluster store has no namespace of its own, so each Secret reference must name one.
+pub const CLUSTER_REFS_NAMESPACED: &str = "(!has(self.auth.apiKey) || (has(self.auth.apiKey.secretRef.namespace) && (!has(self.auth.apiKey.passwordSecretRef) || has(self.auth.apiKey.passwordSecretRef.namespace)))) && (!has(self.auth.oauth) || (has(self.auth.oauth.clientIdSecretRef.namespace) && has(self.auth.oauth.clientSecretSecretRef.namespace))) && (!has(self.tls) || ((!has(self.tls.caSecretRef) || has(self.tls.caSecretRef.namespace)) && (!has(self.tls.clientCertificateSecretRef) || has(self.tls.clientCertificateSecretRef.namespace))))";
 
 /// A cluster-wide Password Safe connection, usable from the namespaces it lists.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -178,6 +182,7 @@ pub struct NamespaceConditions {
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(CLUSTER_REFS_NAMESPACED).message("every Secret reference of a ClusterPasswordSafeStore needs a namespace"))]
 pub struct ClusterPasswordSafeStoreSpec {
     #[serde(flatten)]
     pub settings: StoreSettings,

@@ -214,66 +214,58 @@ async fn run_store_controllers(
     registry: Arc<StoreRegistry>,
     shutdown: future::Shared<future::BoxFuture<'static, ()>>,
 ) {
-    let ctx = Arc::new((kube, registry));
+    let ctx = Arc::new(StoreContext { kube, registry });
     let namespaced = Controller::new(stores, watcher::Config::default())
         .graceful_shutdown_on(shutdown.clone())
-        .run(
-            |store: Arc<PasswordSafeStore>, ctx: Arc<(kube::Client, Arc<StoreRegistry>)>| async move {
-                let key = StoreKey {
-                    kind: StoreKind::PasswordSafeStore,
-                    namespace: store.namespace(),
-                    name: store.name_any(),
-                };
-                let api: Api<PasswordSafeStore> =
-                    Api::namespaced(ctx.0.clone(), &store.namespace().unwrap_or_default());
-                check_store(&ctx.1, &key, store.meta().generation, status_conditions(&store.status), |s| {
-                    let api = api.clone();
-                    let name = store.name_any();
-                    async move { api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&s)).await.map(drop) }
-                })
-                .await
-            },
-            |_, _: &kube::Error, _| Action::requeue(Duration::from_secs(30)),
-            ctx.clone(),
-        )
+        .run(reconcile_store, |_, _, _| Action::requeue(Duration::from_secs(30)), ctx.clone())
         .for_each(|_| future::ready(()));
     let clustered = Controller::new(cluster, watcher::Config::default())
         .graceful_shutdown_on(shutdown)
-        .run(
-            |store: Arc<ClusterPasswordSafeStore>, ctx: Arc<(kube::Client, Arc<StoreRegistry>)>| async move {
-                let key =
-                    StoreKey { kind: StoreKind::ClusterPasswordSafeStore, namespace: None, name: store.name_any() };
-                let api: Api<ClusterPasswordSafeStore> = Api::all(ctx.0.clone());
-                check_store(&ctx.1, &key, store.meta().generation, status_conditions(&store.status), |s| {
-                    let api = api.clone();
-                    let name = store.name_any();
-                    async move { api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&s)).await.map(drop) }
-                })
-                .await
-            },
-            |_, _: &kube::Error, _| Action::requeue(Duration::from_secs(30)),
-            ctx,
-        )
+        .run(reconcile_cluster_store, |_, _, _| Action::requeue(Duration::from_secs(30)), ctx)
         .for_each(|_| future::ready(()));
     future::join(namespaced, clustered).await;
+}
+
+/// What the store controllers share.
+pub struct StoreContext {
+    pub kube: kube::Client,
+    pub registry: Arc<StoreRegistry>,
+}
+
+/// Checks a PasswordSafeStore's sign-in and writes its status.
+pub async fn reconcile_store(store: Arc<PasswordSafeStore>, ctx: Arc<StoreContext>) -> Result<Action, kube::Error> {
+    let key = StoreKey { kind: StoreKind::PasswordSafeStore, namespace: store.namespace(), name: store.name_any() };
+    let api: Api<PasswordSafeStore> = Api::namespaced(ctx.kube.clone(), &store.namespace().unwrap_or_default());
+    let (status, requeue) =
+        store_status(&ctx.registry, &key, store.meta().generation, &status_conditions(&store.status)).await;
+    api.patch_status(&store.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// Checks a ClusterPasswordSafeStore's sign-in and writes its status.
+pub async fn reconcile_cluster_store(
+    store: Arc<ClusterPasswordSafeStore>,
+    ctx: Arc<StoreContext>,
+) -> Result<Action, kube::Error> {
+    let key = StoreKey { kind: StoreKind::ClusterPasswordSafeStore, namespace: None, name: store.name_any() };
+    let api: Api<ClusterPasswordSafeStore> = Api::all(ctx.kube.clone());
+    let (status, requeue) =
+        store_status(&ctx.registry, &key, store.meta().generation, &status_conditions(&store.status)).await;
+    api.patch_status(&store.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await?;
+    Ok(Action::requeue(requeue))
 }
 
 fn status_conditions(status: &Option<crate::api::StoreStatus>) -> Vec<Condition> {
     status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()
 }
 
-/// Signs in with the store's client and writes the Ready condition.
-async fn check_store<F, Fut>(
+/// Signs in with the store's client: the status to write, and when to check again.
+async fn store_status(
     registry: &StoreRegistry,
     key: &StoreKey,
     generation: Option<i64>,
-    previous: Vec<Condition>,
-    write: F,
-) -> Result<Action, kube::Error>
-where
-    F: FnOnce(serde_json::Value) -> Fut,
-    Fut: Future<Output = Result<(), kube::Error>>,
-{
+    previous: &[Condition],
+) -> (serde_json::Value, Duration) {
     let (status, reason, message, requeue) = match registry.for_store(key).await {
         Err(e) => ("False", e.reason(), e.to_string(), Duration::from_secs(60)),
         Ok(handle) => match handle.client.sign_in().await {
@@ -305,8 +297,8 @@ where
         observed_generation: generation,
         last_transition_time,
     };
-    write(json!({ "status": { "conditions": [condition], "observedGeneration": generation, "lastCheckTime": Time(Timestamp::now()) } })).await?;
-    Ok(Action::requeue(requeue))
+    let status = json!({ "status": { "conditions": [condition], "observedGeneration": generation, "lastCheckTime": Time(Timestamp::now()) } });
+    (status, requeue)
 }
 
 /// `mpsc::UnboundedReceiver` as a `Stream` (what tokio-stream's wrapper does, without the dependency).

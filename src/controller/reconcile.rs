@@ -29,6 +29,8 @@ use crate::sync::{SecretData, duration};
 
 /// Finalizer on every PasswordSafeSecret: honours the deletion policy before the resource goes.
 pub const FINALIZER: &str = "passwordsafe.dev/cleanup";
+/// Shortest refreshInterval accepted.
+pub const MIN_REFRESH: Duration = Duration::from_secs(10);
 /// Condition types.
 pub const READY: &str = "Ready";
 pub const ROTATION_LOOP: &str = "RotationLoop";
@@ -205,7 +207,9 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
     let uid = pss.uid().ok_or_else(|| Error::Invalid("resource has no UID".into()))?;
     let spec = &pss.spec;
     let refresh = match &spec.refresh_interval {
-        Some(text) => duration::parse(text).map_err(|e| Error::Invalid(format!("refreshInterval: {e}")))?,
+        Some(text) => {
+            duration::parse_at_least(text, MIN_REFRESH).map_err(|e| Error::Invalid(format!("refreshInterval: {e}")))?
+        }
         None => ctx.default_refresh,
     };
     let store = ctx.stores.for_secret(&spec.store_ref, &namespace).await?;

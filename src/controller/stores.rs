@@ -339,7 +339,7 @@ impl StoreRegistry {
         let poll = settings
             .change_detection_interval
             .as_deref()
-            .map(crate::sync::duration::parse)
+            .map(|t| crate::sync::duration::parse_at_least(t, Duration::from_secs(5)))
             .transpose()
             .map_err(|e| invalid(format!("changeDetectionInterval: {e}")))?
             .unwrap_or(self.default_poll_interval);

@@ -32,6 +32,15 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Parses a duration and refuses one shorter than `min` (a zero refresh interval would hammer the server).
+pub fn parse_at_least(text: &str, min: Duration) -> Result<Duration, String> {
+    let d = parse(text)?;
+    if d < min {
+        return Err(format!("{text:?} is shorter than the minimum {}s", min.as_secs()));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +53,13 @@ mod tests {
         assert_eq!(parse("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse(" 90s ").unwrap(), Duration::from_secs(90));
+    }
+
+    #[test]
+    fn minimums_are_enforced() {
+        assert!(parse_at_least("0s", Duration::from_secs(10)).is_err());
+        assert!(parse_at_least("9s", Duration::from_secs(10)).is_err());
+        assert_eq!(parse_at_least("10s", Duration::from_secs(10)).unwrap(), Duration::from_secs(10));
     }
 
     #[test]
