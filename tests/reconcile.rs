@@ -546,3 +546,67 @@ async fn one_client_serves_every_resource_of_a_store_until_its_credentials_chang
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(rig.sim.handle().call_count("POST Auth/Signout"), 1, "the replaced client's session is ended");
 }
+
+#[tokio::test]
+async fn after_a_restart_an_unchanged_secret_is_adopted_without_requesting_credentials_again() {
+    let rig = rig("", None).await;
+    run(&rig, pss(&rig, app_user_spec())).await.unwrap();
+    let requests = rig.sim.handle().call_count("POST Requests");
+    // A new process: nothing in memory, a new store client.
+    let restarted = restart(&rig).await;
+    rig.mock.clear_requests();
+    run_with(&restarted, reread(&rig)).await.unwrap();
+    assert_eq!(rig.sim.handle().call_count("POST Requests"), requests, "adopted, not fetched");
+    assert!(rig.mock.calls("PATCH", "/secrets/app").is_empty());
+
+    // After a rotation, or with a tampered Secret, a restarted operator fetches.
+    rig.sim.handle().rotate_account("db01", "app_user").unwrap();
+    let restarted = restart(&rig).await;
+    run_with(&restarted, reread(&rig)).await.unwrap();
+    assert_eq!(rig.sim.handle().call_count("POST Requests"), requests + 1);
+    let mut tampered = rig.mock.get(SECRET_PATH).unwrap();
+    tampered["data"]["password"] = json!(b64(b"tampered"));
+    rig.mock.put(SECRET_PATH, tampered);
+    let restarted = restart(&rig).await;
+    run_with(&restarted, reread(&rig)).await.unwrap();
+    assert_eq!(rig.sim.handle().call_count("POST Requests"), requests + 2);
+    let current = rig.sim.handle().account("db01", "app_user").unwrap().password;
+    assert_eq!(secret_data(&rig, "password"), Some(b64(current.as_bytes())));
+}
+
+/// A context as a freshly started operator has it: same cluster and Password Safe, empty memory.
+async fn restart(rig: &Rig) -> Arc<Context> {
+    let store: PasswordSafeStore = serde_json::from_value(json!({
+        "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "PasswordSafeStore",
+        "metadata": {"name": "ps", "namespace": NS, "uid": "store-uid", "generation": 1},
+        "spec": {"url": rig.sim.base_url(), "auth": {"apiKey": {"secretRef": {"name": "ps-api", "key": "key"}, "runAs": "svc-operator"}}}
+    }))
+    .unwrap();
+    let (store_reader, mut store_writer) = reflector::store::<PasswordSafeStore>();
+    for event in [watcher::Event::Init, watcher::Event::InitApply(store), watcher::Event::InitDone] {
+        store_writer.apply_watcher_event(&event);
+    }
+    let (cluster_reader, mut cluster_writer) = reflector::store::<ClusterPasswordSafeStore>();
+    cluster_writer.apply_watcher_event(&watcher::Event::Init);
+    cluster_writer.apply_watcher_event(&watcher::Event::InitDone);
+    std::mem::forget((store_writer, cluster_writer));
+    let kube = rig.ctx.kube.clone();
+    let registry = Arc::new(StoreRegistry::new(
+        kube.clone(),
+        store_reader,
+        cluster_reader,
+        Arc::new(NoopObserver),
+        Duration::from_secs(60),
+        None,
+    ));
+    let recorder = Recorder::new(kube.clone(), Reporter { controller: "passwordsafe-operator".into(), instance: None });
+    let hmac = DataHmac::new(SecretBytes::new(vec![7u8; 32])).unwrap();
+    Arc::new(Context::new(kube, recorder, registry, hmac, Duration::from_secs(3600)))
+}
+
+async fn run_with(
+    ctx: &Arc<Context>,
+    object: PasswordSafeSecret,
+) -> Result<kube::runtime::controller::Action, passwordsafe_operator::controller::reconcile::Error> {
+    reconcile(Arc::new(object), ctx.clone()).await
+}

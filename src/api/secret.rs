@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -269,20 +269,21 @@ pub struct PasswordSafeSecretSpec {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceStatus {
-    /// The Secret key (or, for `dataFrom`, the folder path).
+    /// The Secret keys this source filled, comma-separated.
     pub key: String,
     /// `managedAccount:<system>/<account>`, `alias:<name>`, `secretsSafe:<folder>/<title>` or
     /// `secretsSafeFolder:<folder>`.
     pub source: String,
     /// Password Safe's LastChangeDate of the account when it was last read (managed accounts and aliases).
+    /// Microsecond precision, so a rotation is told apart even within the same second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_change_date: Option<Time>,
+    pub last_change_date: Option<MicroTime>,
     /// Password Safe's NextChangeDate: a rotation it has scheduled; the operator looks again shortly after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_change_date: Option<Time>,
-    /// Secrets Safe ModifiedOn.
+    pub next_change_date: Option<MicroTime>,
+    /// Secrets Safe ModifiedOn (for a folder, its newest secret's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modified_on: Option<Time>,
+    pub modified_on: Option<MicroTime>,
 }
 
 /// Observed state.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -213,8 +213,11 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
         None => ctx.default_refresh,
     };
     let store = ctx.stores.for_secret(&spec.store_ref, &namespace).await?;
-    let previous = ctx.synced(&uid);
     let now = Timestamp::now();
+    let previous = match ctx.synced(&uid) {
+        Some(previous) => Some(previous),
+        None => adopt(pss, ctx, &store).await,
+    };
     let decision = decide(previous.as_deref(), pss, &store, now).await?;
 
     let (resolved, data, loops) = match (decision.fetch, &previous) {
@@ -271,6 +274,56 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
     });
     tracing::debug!(next_s = next.as_secs(), ?why, fetched = decision.fetch, applied, "synced");
     Ok(Outcome { synced, fetched: decision.fetch, applied, next, rotated })
+}
+
+/// After a restart or a leader change nothing is in memory. Rather than request every credential again at
+/// once, take the live Secret as what we synced when (a) status says this generation was synced, (b) the live
+/// data matches status.dataHmac (keyed: only our key can produce it), and (c) Password Safe reports every
+/// source unchanged since that sync (status keeps microseconds). Anything else means a normal fetch.
+async fn adopt(pss: &PasswordSafeSecret, ctx: &Context, store: &StoreHandle) -> Option<Arc<Synced>> {
+    let status = pss.status.as_ref()?;
+    if status.observed_generation != pss.meta().generation || pss.spec.target.creation_policy == CreationPolicy::Merge {
+        return None;
+    }
+    let digest = status.data_hmac.as_deref()?;
+    let synced_at = status.last_sync_time.as_ref()?.0;
+    let name = desired::target_name(&pss.spec.target, &pss.name_any());
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &pss.namespace().unwrap_or_default());
+    let live = secrets.get_opt(&name).await.ok()??;
+    let data = desired::live_data(&live);
+    if !ctx.hmac.matches(&data, digest) {
+        return None;
+    }
+    let mut states = Vec::new();
+    for source in Source::all_of(&pss.spec) {
+        let recorded = status.sources.iter().find(|s| s.source == source.to_string())?;
+        let info = store.changes.current(&source, synced_at).await.ok()?;
+        let micros = |t: Option<Timestamp>| t.map(|t| t.as_microsecond());
+        let last_change = info.rotation.as_ref().and_then(|r| r.last_change_date);
+        let unchanged = micros(last_change) == recorded.last_change_date.as_ref().map(|t| t.0.as_microsecond())
+            && micros(info.modified_on) == recorded.modified_on.as_ref().map(|t| t.0.as_microsecond());
+        if !unchanged || info.rotation.as_ref().is_some_and(in_flux) {
+            return None;
+        }
+        states.push(SourceState {
+            keys: recorded.key.split(',').map(str::to_owned).collect(),
+            rotation: info.rotation,
+            modified_on: info.modified_on,
+            folder_fingerprint: info.folder_fingerprint,
+            held_until: None,
+            fetched_at: synced_at,
+            source,
+        });
+    }
+    tracing::info!(secret = name, "adopted the live Secret after a restart: Password Safe reports no change");
+    Some(Arc::new(Synced {
+        generation: pss.meta().generation,
+        store: store.key.clone(),
+        resolved: Resolved { data: SecretData::new(), sources: states },
+        hmac: digest.to_owned(),
+        data,
+        loops: 0,
+    }))
 }
 
 /// Whether to ask Password Safe again, and the latest timing facts either way.
@@ -557,8 +610,8 @@ fn source_status(state: &SourceState) -> SourceStatus {
     SourceStatus {
         key: state.keys.join(","),
         source: state.source.to_string(),
-        last_change_date: state.rotation.as_ref().and_then(|r| r.last_change_date).map(Time),
-        next_change_date: state.rotation.as_ref().and_then(|r| r.next_change_date).map(Time),
-        modified_on: state.modified_on.map(Time),
+        last_change_date: state.rotation.as_ref().and_then(|r| r.last_change_date).map(MicroTime),
+        next_change_date: state.rotation.as_ref().and_then(|r| r.next_change_date).map(MicroTime),
+        modified_on: state.modified_on.map(MicroTime),
     }
 }
