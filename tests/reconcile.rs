@@ -48,37 +48,11 @@ struct Rig {
 async fn rig(extra_accounts: &str, cluster_store: Option<Value>) -> Rig {
     let sim = start(&seed_yaml(extra_accounts)).await;
     let (kube, mock) = KubeMock::start();
-    let store: PasswordSafeStore = serde_json::from_value(json!({
-        "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "PasswordSafeStore",
-        "metadata": {"name": "ps", "namespace": NS, "uid": "store-uid", "generation": 1},
-        "spec": {"url": sim.base_url(), "auth": {"apiKey": {"secretRef": {"name": "ps-api", "key": "key"}, "runAs": "svc-operator"}}}
-    }))
-    .unwrap();
     mock.put(
         "/api/v1/namespaces/demo/secrets/ps-api",
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ps-api", "namespace": NS}, "data": {"key": b64(API_KEY.as_bytes())}}),
     );
-    let (store_reader, mut store_writer) = reflector::store::<PasswordSafeStore>();
-    for event in [watcher::Event::Init, watcher::Event::InitApply(store), watcher::Event::InitDone] {
-        store_writer.apply_watcher_event(&event);
-    }
-    let (cluster_reader, mut cluster_writer) = reflector::store::<ClusterPasswordSafeStore>();
-    cluster_writer.apply_watcher_event(&watcher::Event::Init);
-    if let Some(cluster) = cluster_store {
-        cluster_writer.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(cluster).unwrap()));
-    }
-    cluster_writer.apply_watcher_event(&watcher::Event::InitDone);
-    let registry = Arc::new(StoreRegistry::new(
-        kube.clone(),
-        store_reader,
-        cluster_reader,
-        Arc::new(NoopObserver),
-        Duration::from_secs(60),
-        None,
-    ));
-    let recorder = Recorder::new(kube.clone(), Reporter { controller: "passwordsafe-operator".into(), instance: None });
-    let hmac = DataHmac::new(SecretBytes::new(vec![7u8; 32])).unwrap();
-    let ctx = Arc::new(Context::new(kube, recorder, registry, hmac, Duration::from_secs(3600)));
+    let (ctx, store_writer, cluster_writer) = context(kube, &sim.base_url(), cluster_store);
     Rig { sim, mock, ctx, _stores: store_writer, _cluster: cluster_writer }
 }
 
@@ -555,31 +529,41 @@ async fn after_a_restart_an_unchanged_secret_is_adopted_without_requesting_crede
     // A new process: nothing in memory, a new store client.
     let restarted = restart(&rig).await;
     rig.mock.clear_requests();
-    run_with(&restarted, reread(&rig)).await.unwrap();
+    run_with(&restarted.0, reread(&rig)).await.unwrap();
     assert_eq!(rig.sim.handle().call_count("POST Requests"), requests, "adopted, not fetched");
     assert!(rig.mock.calls("PATCH", "/secrets/app").is_empty());
 
     // After a rotation, or with a tampered Secret, a restarted operator fetches.
     rig.sim.handle().rotate_account("db01", "app_user").unwrap();
     let restarted = restart(&rig).await;
-    run_with(&restarted, reread(&rig)).await.unwrap();
+    run_with(&restarted.0, reread(&rig)).await.unwrap();
     assert_eq!(rig.sim.handle().call_count("POST Requests"), requests + 1);
     let mut tampered = rig.mock.get(SECRET_PATH).unwrap();
     tampered["data"]["password"] = json!(b64(b"tampered"));
     rig.mock.put(SECRET_PATH, tampered);
     let restarted = restart(&rig).await;
-    run_with(&restarted, reread(&rig)).await.unwrap();
+    run_with(&restarted.0, reread(&rig)).await.unwrap();
     assert_eq!(rig.sim.handle().call_count("POST Requests"), requests + 2);
     let current = rig.sim.handle().account("db01", "app_user").unwrap().password;
     assert_eq!(secret_data(&rig, "password"), Some(b64(current.as_bytes())));
 }
 
 /// A context as a freshly started operator has it: same cluster and Password Safe, empty memory.
-async fn restart(rig: &Rig) -> Arc<Context> {
+/// The writers keep the store caches alive as long as the context is used.
+async fn restart(rig: &Rig) -> (Arc<Context>, Writer<PasswordSafeStore>, Writer<ClusterPasswordSafeStore>) {
+    context(rig.ctx.kube.clone(), &rig.sim.base_url(), None)
+}
+
+/// A context whose store `ps` (demo) points at `url`, with an optional cluster store, as the operator builds it.
+fn context(
+    kube: kube::Client,
+    url: &str,
+    cluster_store: Option<Value>,
+) -> (Arc<Context>, Writer<PasswordSafeStore>, Writer<ClusterPasswordSafeStore>) {
     let store: PasswordSafeStore = serde_json::from_value(json!({
         "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "PasswordSafeStore",
         "metadata": {"name": "ps", "namespace": NS, "uid": "store-uid", "generation": 1},
-        "spec": {"url": rig.sim.base_url(), "auth": {"apiKey": {"secretRef": {"name": "ps-api", "key": "key"}, "runAs": "svc-operator"}}}
+        "spec": {"url": url, "auth": {"apiKey": {"secretRef": {"name": "ps-api", "key": "key"}, "runAs": "svc-operator"}}}
     }))
     .unwrap();
     let (store_reader, mut store_writer) = reflector::store::<PasswordSafeStore>();
@@ -588,9 +572,10 @@ async fn restart(rig: &Rig) -> Arc<Context> {
     }
     let (cluster_reader, mut cluster_writer) = reflector::store::<ClusterPasswordSafeStore>();
     cluster_writer.apply_watcher_event(&watcher::Event::Init);
+    if let Some(cluster) = cluster_store {
+        cluster_writer.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(cluster).unwrap()));
+    }
     cluster_writer.apply_watcher_event(&watcher::Event::InitDone);
-    std::mem::forget((store_writer, cluster_writer));
-    let kube = rig.ctx.kube.clone();
     let registry = Arc::new(StoreRegistry::new(
         kube.clone(),
         store_reader,
@@ -601,7 +586,7 @@ async fn restart(rig: &Rig) -> Arc<Context> {
     ));
     let recorder = Recorder::new(kube.clone(), Reporter { controller: "passwordsafe-operator".into(), instance: None });
     let hmac = DataHmac::new(SecretBytes::new(vec![7u8; 32])).unwrap();
-    Arc::new(Context::new(kube, recorder, registry, hmac, Duration::from_secs(3600)))
+    (Arc::new(Context::new(kube, recorder, registry, hmac, Duration::from_secs(3600))), store_writer, cluster_writer)
 }
 
 async fn run_with(

@@ -364,16 +364,7 @@ impl StoreRegistry {
     ) -> Result<String, StoreError> {
         let namespace = ref_namespace(store, r.namespace.as_deref(), own_ns)?;
         let secret = self.read_secret(store, &namespace, &r.name).await?;
-        let bytes = secret.data.as_ref().and_then(|d| d.get(&r.key)).map(|b| b.0.clone()).ok_or_else(|| {
-            StoreError::Credentials {
-                store: store.clone(),
-                message: format!("Secret {namespace}/{} has no key {:?}", r.name, r.key),
-            }
-        })?;
-        String::from_utf8(bytes).map_err(|_| StoreError::Credentials {
-            store: store.clone(),
-            message: format!("Secret {namespace}/{} key {:?} is not UTF-8 text", r.name, r.key),
-        })
+        secret_text(store, &secret, &namespace, &r.name, &r.key)
     }
 
     async fn client_identity(
@@ -384,15 +375,10 @@ impl StoreRegistry {
     ) -> Result<ClientIdentity, StoreError> {
         let namespace = ref_namespace(store, r.namespace.as_deref(), own_ns)?;
         let secret = self.read_secret(store, &namespace, &r.name).await?;
-        let field = |k: &str| {
-            secret.data.as_ref().and_then(|d| d.get(k)).and_then(|b| String::from_utf8(b.0.clone()).ok()).ok_or_else(
-                || StoreError::Credentials {
-                    store: store.clone(),
-                    message: format!("Secret {namespace}/{} has no text key {k:?}", r.name),
-                },
-            )
-        };
-        Ok(ClientIdentity { cert_pem: field("tls.crt")?, key_pem: SecretString::new(field("tls.key")?) })
+        Ok(ClientIdentity {
+            cert_pem: secret_text(store, &secret, &namespace, &r.name, "tls.crt")?,
+            key_pem: SecretString::new(secret_text(store, &secret, &namespace, &r.name, "tls.key")?),
+        })
     }
 
     async fn read_secret(&self, store: &StoreKey, namespace: &str, name: &str) -> Result<Secret, StoreError> {
@@ -405,6 +391,22 @@ impl StoreRegistry {
                 message: format!("Secret {namespace}/{name} not found"),
             })
     }
+}
+
+/// One key of a Secret as text; a missing key or non-UTF-8 bytes are named (never shown).
+fn secret_text(
+    store: &StoreKey,
+    secret: &Secret,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<String, StoreError> {
+    let missing = |what: &str| StoreError::Credentials {
+        store: store.clone(),
+        message: format!("Secret {namespace}/{name} key {key:?} {what}"),
+    };
+    let bytes = secret.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| missing("is missing"))?;
+    String::from_utf8(bytes.0.clone()).map_err(|_| missing("is not UTF-8 text"))
 }
 
 /// A replaced client: stop its change tracker and sign its session out in the background.
