@@ -1015,7 +1015,7 @@ fn password_safe_secret_names_columns_and_subresources() {
             ("Ready", "string", r#".status.conditions[?(@.type=="Ready")].status"#),
             ("Store", "string", ".spec.storeRef.name"),
             ("Last Sync", "date", ".status.lastSyncTime"),
-            ("Next Sync", "date", ".status.nextSyncTime"),
+            ("Next Sync", "string", ".status.nextSyncTime"),
             ("Age", "date", ".metadata.creationTimestamp"),
         ]
     );

@@ -229,7 +229,8 @@ pub struct RolloutRestartTarget {
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Store", type_ = "string", json_path = ".spec.storeRef.name"),
     printcolumn(name = "Last Sync", type_ = "date", json_path = ".status.lastSyncTime"),
-    printcolumn(name = "Next Sync", type_ = "date", json_path = ".status.nextSyncTime"),
+    // A string, not a date: kubectl renders future dates as "<invalid>".
+    printcolumn(name = "Next Sync", type_ = "string", json_path = ".status.nextSyncTime"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(
         name = "Reason",

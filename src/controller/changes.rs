@@ -27,6 +27,16 @@ pub struct SourceInfo {
     pub folder_fingerprint: Option<String>,
 }
 
+impl SourceInfo {
+    /// Whether the source's content may differ from `synced`: a newer change date or different folder content.
+    pub fn moved_since(&self, synced: &SourceInfo) -> bool {
+        let changed = |i: &SourceInfo| i.rotation.as_ref().and_then(|r| r.last_change_date);
+        changed(self) != changed(synced)
+            || (synced.modified_on.is_some() && self.modified_on != synced.modified_on)
+            || (synced.folder_fingerprint.is_some() && self.folder_fingerprint != synced.folder_fingerprint)
+    }
+}
+
 type AccountKey = (String, String);
 type FolderKey = (String, String);
 
@@ -39,9 +49,10 @@ struct Snapshot {
     folders: HashMap<FolderKey, (Timestamp, Vec<SecretSummary>)>,
 }
 
+/// Who reads which source, and what each of them last synced from it.
 #[derive(Default)]
 struct Dependents {
-    by_source: HashMap<Source, HashSet<ObjectRef<PasswordSafeSecret>>>,
+    by_source: HashMap<Source, HashMap<ObjectRef<PasswordSafeSecret>, SourceInfo>>,
     by_object: HashMap<ObjectRef<PasswordSafeSecret>, Vec<Source>>,
 }
 
@@ -69,14 +80,19 @@ impl ChangeTracker {
         });
         if let Some(trigger) = trigger {
             let weak = Arc::downgrade(&tracker);
+            tracing::debug!(interval_s = interval.as_secs(), "change detection started");
             tokio::spawn(async move {
                 let mut ticker = tokio::time::interval(interval);
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 ticker.tick().await;
                 loop {
                     ticker.tick().await;
-                    let Some(tracker) = weak.upgrade() else { return };
+                    let Some(tracker) = weak.upgrade() else {
+                        tracing::debug!("change detection ended: store client dropped");
+                        return;
+                    };
                     if tracker.stopped.load(Ordering::Relaxed) {
+                        tracing::debug!("change detection ended: store client replaced");
                         return;
                     }
                     for object in tracker.poll().await {
@@ -98,14 +114,16 @@ impl ChangeTracker {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
-    /// Records which sources a resource reads, so the poller knows whom a change concerns.
-    pub fn register(&self, object: ObjectRef<PasswordSafeSecret>, sources: Vec<Source>) {
+    /// Records which sources a resource reads and what it last synced from each: the poller asks for a
+    /// reconcile whenever Password Safe says otherwise.
+    pub fn register(&self, object: ObjectRef<PasswordSafeSecret>, sources: Vec<(Source, SourceInfo)>) {
         let mut deps = self.dependents.lock().unwrap_or_else(PoisonError::into_inner);
         remove_object(&mut deps, &object);
-        for source in &sources {
-            deps.by_source.entry(source.clone()).or_default().insert(object.clone());
+        let names = sources.iter().map(|(s, _)| s.clone()).collect();
+        for (source, synced) in sources {
+            deps.by_source.entry(source).or_default().insert(object.clone(), synced);
         }
-        deps.by_object.insert(object, sources);
+        deps.by_object.insert(object, names);
     }
 
     pub fn unregister(&self, object: &ObjectRef<PasswordSafeSecret>) {
@@ -160,29 +178,28 @@ impl ChangeTracker {
         }
     }
 
-    /// One poll: refresh every listing in use, and return the resources whose sources moved.
+    /// One poll: refresh every listing in use, and return the resources whose sources differ from what they
+    /// last synced.
     async fn poll(&self) -> Vec<ObjectRef<PasswordSafeSecret>> {
         let sources: Vec<Source> =
             self.dependents.lock().unwrap_or_else(PoisonError::into_inner).by_source.keys().cloned().collect();
+        tracing::debug!(sources = sources.len(), "change detection poll");
         if sources.is_empty() {
             return Vec::new();
         }
-        let before: HashMap<Source, SourceInfo> =
-            sources.iter().filter_map(|s| self.polled_info(s, Timestamp::MIN).map(|i| (s.clone(), i))).collect();
         self.refresh(&sources).await;
         let deps = self.dependents.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut moved = HashSet::new();
-        for source in &sources {
-            let now = self.polled_info(source, Timestamp::MIN);
-            if let (Some(old), Some(new)) = (before.get(source), now)
-                && *old != new
-                && let Some(objects) = deps.by_source.get(source)
-            {
-                tracing::debug!(%source, "source changed in Password Safe");
-                moved.extend(objects.iter().cloned());
+        let mut stale = HashSet::new();
+        for (source, readers) in &deps.by_source {
+            let Some(now) = self.polled_info(source, Timestamp::MIN) else { continue };
+            for (object, synced) in readers {
+                if now.moved_since(synced) {
+                    tracing::debug!(%source, object = %object, "source changed in Password Safe");
+                    stale.insert(object.clone());
+                }
             }
         }
-        moved.into_iter().collect()
+        stale.into_iter().collect()
     }
 
     async fn refresh(&self, sources: &[Source]) {
@@ -239,9 +256,9 @@ impl ChangeTracker {
 fn remove_object(deps: &mut Dependents, object: &ObjectRef<PasswordSafeSecret>) {
     if let Some(old) = deps.by_object.remove(object) {
         for source in old {
-            if let Some(set) = deps.by_source.get_mut(&source) {
-                set.remove(object);
-                if set.is_empty() {
+            if let Some(readers) = deps.by_source.get_mut(&source) {
+                readers.remove(object);
+                if readers.is_empty() {
                     deps.by_source.remove(&source);
                 }
             }

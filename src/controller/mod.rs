@@ -26,7 +26,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -106,7 +106,14 @@ pub async fn run_with_observer(
 
     let owned_secrets: Api<Secret> = scoped(&kube, config.namespace.as_deref());
     let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-    let controller = Controller::new(secrets_api, watcher::Config::default())
+    // Only spec changes and lifecycle (finalizers, deletion) start a reconcile: our own status writes change the
+    // object too, and reacting to them would make every sync schedule another.
+    let (pss_reader, pss_writer) = reflector::store::<PasswordSafeSecret>();
+    let pss_stream = reflector::reflector(pss_writer, watcher(secrets_api, watcher::Config::default()))
+        .applied_objects()
+        .default_backoff()
+        .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
+    let controller = Controller::for_stream(pss_stream, pss_reader)
         .with_config(ControllerConfig::default().concurrency(config.concurrency));
     let dependents = controller.store();
     let (d1, d2, d3) = (dependents.clone(), dependents.clone(), dependents.clone());
@@ -150,6 +157,18 @@ pub async fn run_with_observer(
     Ok(())
 }
 
+/// What decides whether a PasswordSafeSecret event is worth a reconcile: its generation (spec), its finalizers
+/// (the finalizer helper continues after its own patch) and its deletion.
+fn spec_or_lifecycle(pss: &PasswordSafeSecret) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = pss.meta();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 fn scoped<K>(kube: &kube::Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -166,7 +185,7 @@ fn dependents_of(secrets: &Store<PasswordSafeSecret>, stores: &[StoreKey]) -> Ve
     if stores.is_empty() {
         return Vec::new();
     }
-    secrets
+    let dependents: Vec<_> = secrets
         .state()
         .iter()
         .filter(|pss| {
@@ -174,7 +193,9 @@ fn dependents_of(secrets: &Store<PasswordSafeSecret>, stores: &[StoreKey]) -> Ve
             stores.contains(&key)
         })
         .map(|pss| ObjectRef::from_obj(pss.as_ref()))
-        .collect()
+        .collect();
+    tracing::debug!(stores = ?stores, dependents = dependents.len(), "store changed: reconciling its dependents");
+    dependents
 }
 
 /// The HMAC key in the operator's own Secret, created with a random key the first time.

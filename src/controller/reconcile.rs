@@ -16,6 +16,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::changes::SourceInfo;
 use super::rollout;
 use super::stores::{StoreError, StoreHandle, StoreKey, StoreRegistry};
 use crate::api::{CreationPolicy, DeletionPolicy, PasswordSafeSecret, SourceStatus};
@@ -35,8 +36,9 @@ pub const MIN_REFRESH: Duration = Duration::from_secs(10);
 pub const READY: &str = "Ready";
 pub const ROTATION_LOOP: &str = "RotationLoop";
 /// A rotation this soon after our own check-in, and not announced by NextChangeDate, is taken to be caused
-/// by the check-in (ChangePasswordAfterAnyReleaseFlag).
-const LOOP_WINDOW: SignedDuration = SignedDuration::from_mins(15);
+/// by the check-in (ChangePasswordAfterAnyReleaseFlag). Rotations made by hand within minutes after each of
+/// two consecutive syncs look the same; that is rare, and costs only a back-off.
+const LOOP_WINDOW: SignedDuration = SignedDuration::from_mins(5);
 /// Consecutive self-caused rotations before the loop is reported and backed off.
 const LOOP_THRESHOLD: u32 = 2;
 
@@ -80,6 +82,8 @@ struct Synced {
     data: SecretData,
     hmac: String,
     loops: u32,
+    /// When Password Safe was last asked (for the rotation-loop back-off).
+    fetched_at: Timestamp,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,19 +166,21 @@ struct Outcome {
     next: Duration,
     /// Sources whose LastChangeDate / ModifiedOn moved since the previous sync, with the new date.
     rotated: Vec<(Source, Timestamp)>,
+    /// The synced data differs from the previous sync's.
+    changed: bool,
+    /// Changed, and not the first sync: the workloads reading it restart.
+    restart_workloads: bool,
 }
 
 async fn apply(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
     let uid = pss.uid().unwrap_or_default();
-    let previous_hmac = pss.status.as_ref().and_then(|s| s.data_hmac.clone());
     match sync(pss, ctx).await {
         Ok(outcome) => {
             ctx.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
-            let changed = previous_hmac.as_deref() != Some(outcome.synced.hmac.as_str());
-            if changed && previous_hmac.is_some() && !pss.spec.rollout_restart_targets.is_empty() {
+            if outcome.restart_workloads && !pss.spec.rollout_restart_targets.is_empty() {
                 rollout::restart(ctx, pss).await;
             }
-            publish_success_events(ctx, pss, &outcome, changed).await;
+            publish_success_events(ctx, pss, &outcome, outcome.changed).await;
             write_status_success(ctx, pss, &outcome).await?;
             Ok(Action::requeue(outcome.next))
         }
@@ -220,8 +226,8 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
     };
     let decision = decide(previous.as_deref(), pss, &store, now).await?;
 
-    let (resolved, data, loops) = match (decision.fetch, &previous) {
-        (None, Some(prev)) => (prev.resolved.clone(), prev.data.clone(), prev.loops),
+    let (resolved, data, loops, fetched_at) = match (decision.fetch, &previous) {
+        (None, Some(prev)) => (prev.resolved.clone(), prev.data.clone(), prev.loops, prev.fetched_at),
         (reason, _) => {
             let options = store.request_options(spec.request.as_ref());
             let resolved = resolve::resolve(&store.client, spec, &options).await?;
@@ -231,7 +237,7 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
             };
             let loops = if decision.self_caused_rotation { previous.as_ref().map_or(1, |p| p.loops + 1) } else { 0 };
             tracing::info!(reason = reason.unwrap_or("first sync"), keys = data.len(), "fetched from Password Safe");
-            (resolved, data, loops)
+            (resolved, data, loops, now)
         }
     };
 
@@ -257,10 +263,22 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
     let rotated =
         previous.as_deref().map(|prev| rotations(&prev.resolved.sources, &resolved.sources)).unwrap_or_default();
     let hmac = ctx.hmac.digest(&data);
-    let sources: Vec<Source> = resolved.sources.iter().map(|s| s.source.clone()).collect();
-    store.changes.register(ObjectRef::from_obj(pss), sources);
-    let synced =
-        Arc::new(Synced { generation: pss.meta().generation, store: store.key.clone(), resolved, data, hmac, loops });
+    let synced_facts = resolved.sources.iter().map(|s| (s.source.clone(), info_of(s))).collect();
+    store.changes.register(ObjectRef::from_obj(pss), synced_facts);
+    // Compared with what this process synced last, or (after a restart) with what status says was synced.
+    let previous_hmac =
+        previous.as_ref().map(|p| p.hmac.clone()).or_else(|| pss.status.as_ref().and_then(|s| s.data_hmac.clone()));
+    let changed = previous_hmac.as_deref() != Some(hmac.as_str());
+    let restart_workloads = changed && previous_hmac.is_some();
+    let synced = Arc::new(Synced {
+        generation: pss.meta().generation,
+        store: store.key.clone(),
+        resolved,
+        data,
+        hmac,
+        loops,
+        fetched_at,
+    });
     ctx.synced.lock().unwrap_or_else(PoisonError::into_inner).insert(uid, synced.clone());
 
     let timings = if decision.fetch.is_some() { timings_of(&synced.resolved.sources) } else { decision.timings };
@@ -273,7 +291,7 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
         jitter: rand::random(),
     });
     tracing::debug!(next_s = next.as_secs(), ?why, fetched = decision.fetch, applied, "synced");
-    Ok(Outcome { synced, fetched: decision.fetch, applied, next, rotated })
+    Ok(Outcome { synced, fetched: decision.fetch, applied, next, rotated, changed, restart_workloads })
 }
 
 /// After a restart or a leader change nothing is in memory. Rather than request every credential again at
@@ -311,6 +329,7 @@ async fn adopt(pss: &PasswordSafeSecret, ctx: &Context, store: &StoreHandle) -> 
             modified_on: info.modified_on,
             folder_fingerprint: info.folder_fingerprint,
             held_until: None,
+            checked_in: false,
             fetched_at: synced_at,
             source,
         });
@@ -323,6 +342,7 @@ async fn adopt(pss: &PasswordSafeSecret, ctx: &Context, store: &StoreHandle) -> 
         hmac: digest.to_owned(),
         data,
         loops: 0,
+        fetched_at: synced_at,
     }))
 }
 
@@ -369,10 +389,7 @@ async fn decide(
             timing.next_change = r.next_change_date;
             timing.in_flux = in_flux_now;
         }
-        let moved = info.rotation.as_ref().map(|r| r.last_change_date)
-            != state.rotation.as_ref().map(|r| r.last_change_date)
-            || (state.modified_on.is_some() && info.modified_on != state.modified_on)
-            || (state.folder_fingerprint.is_some() && info.folder_fingerprint != state.folder_fingerprint);
+        let moved = info.moved_since(&info_of(state));
         let was_in_flux = state.rotation.as_ref().is_some_and(in_flux);
         if !in_flux_now && (moved || was_in_flux) {
             decision.fetch.get_or_insert(if moved { "source rotated" } else { "change completed" });
@@ -381,6 +398,15 @@ async fn decide(
             }
         }
         decision.timings.push(timing);
+    }
+    // In a rotation loop every fetch causes the next rotation: wait out the back-off whatever triggered us.
+    if prev.loops >= LOOP_THRESHOLD && decision.fetch == Some("source rotated") {
+        let backoff =
+            SignedDuration::try_from(schedule::loop_backoff(prev.loops - LOOP_THRESHOLD + 1)).unwrap_or_default();
+        if now < prev.fetched_at + backoff {
+            decision.fetch = None;
+            decision.self_caused_rotation = false;
+        }
     }
     Ok(decision)
 }
@@ -400,12 +426,24 @@ fn rotations(before: &[SourceState], after: &[SourceState]) -> Vec<(Source, Time
         .collect()
 }
 
+/// What a fetch learned about a source, in the change tracker's terms.
+fn info_of(state: &SourceState) -> SourceInfo {
+    SourceInfo {
+        rotation: state.rotation.clone(),
+        modified_on: state.modified_on,
+        folder_fingerprint: state.folder_fingerprint.clone(),
+    }
+}
+
 fn in_flux(r: &RotationInfo) -> bool {
     r.is_changing || r.change_state.is_in_flux()
 }
 
-/// A change that happened soon after our own fetch (and check-in) without having been announced.
+/// A change that happened soon after our own check-in without having been announced.
 fn self_caused(state: &SourceState, now: Option<&RotationInfo>) -> bool {
+    if !state.checked_in {
+        return false;
+    }
     let Some(changed_at) = now.and_then(|r| r.last_change_date) else { return false };
     let announced = state.rotation.as_ref().and_then(|r| r.next_change_date).is_some_and(|next| next <= changed_at);
     !announced && changed_at >= state.fetched_at && changed_at <= state.fetched_at + LOOP_WINDOW

@@ -130,6 +130,8 @@ pub struct StoreRegistry {
     default_poll_interval: Duration,
     trigger: Option<mpsc::UnboundedSender<ObjectRef<PasswordSafeSecret>>>,
     entries: Mutex<HashMap<StoreKey, Arc<StoreHandle>>>,
+    /// Held while a client is built, so concurrent first reconciles of a store build (and sign in) once.
+    building: tokio::sync::Mutex<()>,
 }
 
 impl StoreRegistry {
@@ -141,7 +143,16 @@ impl StoreRegistry {
         default_poll_interval: Duration,
         trigger: Option<mpsc::UnboundedSender<ObjectRef<PasswordSafeSecret>>>,
     ) -> Self {
-        Self { kube, stores, cluster_stores, observer, default_poll_interval, trigger, entries: Mutex::default() }
+        Self {
+            kube,
+            stores,
+            cluster_stores,
+            observer,
+            default_poll_interval,
+            trigger,
+            entries: Mutex::default(),
+            building: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The store a PasswordSafeSecret in `namespace` names, after checking it may use it.
@@ -276,11 +287,15 @@ impl StoreRegistry {
         generation: Option<i64>,
     ) -> Result<Arc<StoreHandle>, StoreError> {
         let uid = uid.unwrap_or_default();
-        if let Some(existing) = self.entries.lock().unwrap_or_else(PoisonError::into_inner).get(key)
-            && existing.uid == uid
-            && existing.generation == generation
-        {
-            return Ok(existing.clone());
+        let current = |entries: &HashMap<StoreKey, Arc<StoreHandle>>| {
+            entries.get(key).filter(|h| h.uid == uid && h.generation == generation).cloned()
+        };
+        if let Some(existing) = current(&self.entries.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(existing);
+        }
+        let _building = self.building.lock().await;
+        if let Some(built_meanwhile) = current(&self.entries.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(built_meanwhile);
         }
         let handle = Arc::new(self.build(key, settings, uid, generation).await?);
         let replaced = self.entries.lock().unwrap_or_else(PoisonError::into_inner).insert(key.clone(), handle.clone());

@@ -78,6 +78,8 @@ pub struct SourceState {
     pub folder_fingerprint: Option<String>,
     /// A release still open after the fetch (ISA, held, or a failed check-in) expires then.
     pub held_until: Option<Timestamp>,
+    /// The fetch opened a request and checked it in: an account that rotates after any release rotates now.
+    pub checked_in: bool,
     pub fetched_at: Timestamp,
 }
 
@@ -202,6 +204,7 @@ async fn fetch(
         modified_on: None,
         folder_fingerprint: None,
         held_until: None,
+        checked_in: false,
         fetched_at,
     };
     let values = match source {
@@ -273,6 +276,7 @@ fn account_values(
 ) -> Result<Vec<(String, SecretBytes)>, ResolveError> {
     state.rotation = Some(credential.rotation.clone());
     state.held_until = (!credential.release.checked_in).then_some(credential.release.expires_at);
+    state.checked_in = credential.release.checked_in && credential.release.request_id.is_some();
     wants
         .iter()
         .map(|(key, want)| {

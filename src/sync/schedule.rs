@@ -97,12 +97,17 @@ pub fn next_sync(input: &ScheduleInput) -> (Duration, Reason) {
     }
     if input.rotation_loops > 0 {
         // A loop means each retrieval causes a rotation: never come back sooner than the loop backoff.
-        let floor = exponential(LOOP_BASE, LOOP_MAX, input.rotation_loops);
+        let floor = loop_backoff(input.rotation_loops);
         if best.0 < floor {
             best = (floor, Reason::RotationLoopBackoff);
         }
     }
     (best.0.max(MIN_DELAY), best.1)
+}
+
+/// How long a resource in its `n`th consecutive rotation loop (n ≥ 1) waits before fetching again.
+pub fn loop_backoff(n: u32) -> Duration {
+    exponential(LOOP_BASE, LOOP_MAX, n)
 }
 
 /// `base * 2^(n-1)`, capped.
