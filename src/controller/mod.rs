@@ -86,10 +86,10 @@ pub async fn run_with_observer(
     let stores_api: Api<PasswordSafeStore> = scoped(&kube, config.namespace.as_deref());
     let cluster_api: Api<ClusterPasswordSafeStore> = Api::all(kube.clone());
     let store_stream = reflector::reflector(store_writer, watcher(stores_api.clone(), watcher::Config::default()))
-        .applied_objects()
+        .touched_objects()
         .default_backoff();
     let cluster_stream = reflector::reflector(cluster_writer, watcher(cluster_api.clone(), watcher::Config::default()))
-        .applied_objects()
+        .touched_objects()
         .default_backoff();
 
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
@@ -118,6 +118,7 @@ pub async fn run_with_observer(
     let dependents = controller.store();
     let (d1, d2, d3) = (dependents.clone(), dependents.clone(), dependents.clone());
     let metadata_registry = registry.clone();
+    let (store_registry, cluster_registry) = (registry.clone(), registry.clone());
     let shutdown = (Box::pin(shutdown) as future::BoxFuture<'static, ()>).shared();
     // Credential Secrets of stores: metadata only and no cache, just to notice changes.
     let secret_metadata =
@@ -129,11 +130,11 @@ pub async fn run_with_observer(
         .watches_stream(store_stream, move |store| {
             let key =
                 StoreKey { kind: StoreKind::PasswordSafeStore, namespace: store.namespace(), name: store.name_any() };
-            dependents_of(&d1, &[key])
+            store_changed(&store_registry, &d1, key)
         })
         .watches_stream(cluster_stream, move |store| {
             let key = StoreKey { kind: StoreKind::ClusterPasswordSafeStore, namespace: None, name: store.name_any() };
-            dependents_of(&d2, &[key])
+            store_changed(&cluster_registry, &d2, key)
         })
         .watches_stream(secret_metadata, move |secret| {
             let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
@@ -178,6 +179,19 @@ where
         Some(ns) => Api::namespaced(kube.clone(), ns),
         None => Api::all(kube.clone()),
     }
+}
+
+/// A store was created, changed or deleted (the store streams carry deletions too): a deleted store's client
+/// is signed out; every dependent reconciles (and reports a missing store).
+fn store_changed(
+    registry: &StoreRegistry,
+    secrets: &Store<PasswordSafeSecret>,
+    key: StoreKey,
+) -> Vec<ObjectRef<PasswordSafeSecret>> {
+    if !registry.exists(&key) {
+        registry.forget(&key);
+    }
+    dependents_of(secrets, &[key])
 }
 
 /// Every PasswordSafeSecret that uses one of `stores`.

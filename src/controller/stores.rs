@@ -204,6 +204,22 @@ impl StoreRegistry {
         stale
     }
 
+    /// Forgets a deleted store's client and signs its session out.
+    pub fn forget(&self, key: &StoreKey) {
+        if let Some(old) = self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key) {
+            tracing::info!(store = %key, "store deleted; signing its session out");
+            retire(old);
+        }
+    }
+
+    /// Whether the store still exists (per the watch cache).
+    pub fn exists(&self, key: &StoreKey) -> bool {
+        match key.kind {
+            StoreKind::PasswordSafeStore => self.namespaced(key).is_ok(),
+            StoreKind::ClusterPasswordSafeStore => self.cluster(key).is_ok(),
+        }
+    }
+
     /// Every store whose credentials come from this Secret, by the stores' specs (used to find dependents).
     pub fn stores_using_secret(&self, namespace: &str, name: &str) -> Vec<StoreKey> {
         let mut keys = Vec::new();

@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: seeds, a simulator per test, clients pointed at it.
 #![allow(dead_code)]
 
+pub mod e2e;
 pub mod kube_mock;
 
 use std::sync::{Arc, Mutex};
