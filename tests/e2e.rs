@@ -31,7 +31,8 @@ impl World {
         let ns = cluster.namespace(prefix).await;
         let sim = passwordsafe_simulator::start(Seed::demo(), ServeOptions::default()).await.unwrap();
         let kubeconfig = cluster.operator_kubeconfig(&ns).await.unwrap();
-        let operator = Operator::start(&kubeconfig, &ns, &["--change-detection-interval", "5s"]).unwrap();
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_passwordsafe-operator"));
+        let operator = Operator::start(binary, &kubeconfig, &ns, &["--change-detection-interval", "5s"]).unwrap();
         let world = World { cluster, ns, sim, operator };
         world.apply_example("store-apikey.yaml");
         world.kubectl(&[

@@ -39,8 +39,13 @@ pub async fn cluster() -> &'static Cluster {
 }
 
 async fn start_cluster() -> anyhow::Result<Cluster> {
-    let cluster = match std::env::var_os("E2E_KUBECONFIG") {
-        Some(path) => Cluster::existing(PathBuf::from(path))?,
+    start_cluster_with(std::env::var_os("E2E_KUBECONFIG").map(PathBuf::from)).await
+}
+
+/// An existing cluster (its kubeconfig) or else the bundled control plane, with the CRDs installed.
+pub async fn start_cluster_with(existing: Option<PathBuf>) -> anyhow::Result<Cluster> {
+    let cluster = match existing {
+        Some(path) => Cluster::existing(path)?,
         None => Cluster::bundled()?,
     };
     cluster.install_crds().await?;
@@ -217,9 +222,9 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts `passwordsafe-operator run` watching `namespace`, keeping its HMAC key there too.
-    pub fn start(kubeconfig: &Path, namespace: &str, extra: &[&str]) -> anyhow::Result<Self> {
-        let binary = PathBuf::from(env!("CARGO_BIN_EXE_passwordsafe-operator"));
+    /// Starts `binary run` (the `passwordsafe-operator` binary) watching `namespace`, keeping its HMAC key
+    /// there too.
+    pub fn start(binary: &Path, kubeconfig: &Path, namespace: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let log = std::env::temp_dir().join(format!("pso-e2e-{namespace}-{}.log", &uuid_like()[..6]));
         let child = Command::new(binary)
             .args(["run", "--namespace", namespace, "--operator-namespace", namespace, "--log-level", "trace"])
