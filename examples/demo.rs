@@ -7,7 +7,6 @@
 //! and shows the Secret follow, with the time it took. Exits non-zero if anything does not happen.
 
 #[path = "../tests/support/e2e.rs"]
-#[allow(dead_code)]
 mod e2e;
 
 use std::path::PathBuf;
@@ -17,7 +16,7 @@ use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::discovery::{ApiResource, Discovery};
+use kube::discovery::Discovery;
 use passwordsafe_operator::api::PasswordSafeSecret;
 use passwordsafe_operator::controller;
 use passwordsafe_simulator::{Seed, ServeOptions};
@@ -118,7 +117,7 @@ async fn apply_example(kube: &kube::Client, file: &str, namespace: &str, url: &s
         let (group, version) = types.api_version.split_once('/').unwrap_or(("", &types.api_version));
         let gvk = kube::api::GroupVersionKind::gvk(group, version, &types.kind);
         let (resource, _) = discovery.resolve_gvk(&gvk).with_context(|| format!("unknown kind {}", types.kind))?;
-        let api: Api<DynamicObject> = Api::namespaced_with(kube.clone(), namespace, &ApiResource::from(resource));
+        let api: Api<DynamicObject> = Api::namespaced_with(kube.clone(), namespace, &resource);
         api.patch(&object.name_any(), &PatchParams::apply("passwordsafe-demo").force(), &Patch::Apply(&object)).await?;
     }
     Ok(())
