@@ -12,6 +12,7 @@ use kube::api::Api;
 use passwordsafe_simulator::{Running, Seed, ServeOptions};
 use serde_json::Value;
 use support::e2e::{self, Cluster, Operator, eventually};
+use support::fault_proxy::{FaultProxy, Upstream};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -21,19 +22,38 @@ struct World {
     ns: String,
     sim: Running,
     operator: Operator,
+    /// Between the operator and the API server, when the test injects Kubernetes faults.
+    proxy: Option<FaultProxy>,
 }
 
 impl World {
     /// A namespace with the example store (pointed at a fresh simulator, polling every 5 s) and a running
     /// operator, ready to receive examples.
     async fn new(prefix: &str) -> World {
+        Self::start(prefix, false).await
+    }
+
+    /// Like `new`, with the operator talking to the API server through the fault-injecting proxy.
+    async fn behind_proxy(prefix: &str) -> World {
+        Self::start(prefix, true).await
+    }
+
+    async fn start(prefix: &str, via_proxy: bool) -> World {
         let cluster = e2e::cluster().await;
         let ns = cluster.namespace(prefix).await;
         let sim = passwordsafe_simulator::start(Seed::demo(), ServeOptions::default()).await.unwrap();
-        let kubeconfig = cluster.operator_kubeconfig(&ns).await.unwrap();
+        let mut kubeconfig = cluster.operator_kubeconfig(&ns).await.unwrap();
+        let mut proxy = None;
+        if via_proxy {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let started = FaultProxy::start(Upstream::from_kubeconfig(&kubeconfig).unwrap()).await.unwrap();
+            kubeconfig = kubeconfig.with_extension("proxy.kubeconfig");
+            std::fs::write(&kubeconfig, started.kubeconfig_yaml(Some(&ns))).unwrap();
+            proxy = Some(started);
+        }
         let binary = std::path::Path::new(env!("CARGO_BIN_EXE_passwordsafe-operator"));
         let operator = Operator::start(binary, &kubeconfig, &ns, &["--change-detection-interval", "5s"]).unwrap();
-        let world = World { cluster, ns, sim, operator };
+        let world = World { cluster, ns, sim, operator, proxy };
         world.apply_example("store-apikey.yaml");
         world.kubectl(&[
             "patch",
@@ -226,6 +246,29 @@ async fn rotations_and_drift_reach_the_secret() {
     .await;
     let events = world.kubectl(&["get", "events", "-o", "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}"]);
     assert!(events.lines().any(|r| r == "Rotated") && events.lines().any(|r| r == "SecretRestored"), "{events}");
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn the_operator_converges_through_dropped_watches_and_conflicting_writes() {
+    let world = World::behind_proxy("faults").await;
+    let faults = world.proxy.as_ref().unwrap().handle();
+    faults.drop_watches_every(Some(Duration::from_secs(2)));
+    faults.write_error_rate(409, 0.3);
+    world.apply_example("managed-account.yaml");
+    world.apply_example("secrets-safe.yaml");
+    world.wait_ready("db01-readonly").await;
+    world.wait_ready("prod-db").await;
+    world.sim.handle().rotate_account("db01.example.test", "readonly_user").unwrap();
+    let after = world.password_of("db01.example.test", "readonly_user");
+    eventually("the rotation through the faults", WAIT, || async {
+        (world.secret_value("db01-readonly", "password").await? == after.as_bytes()).then_some(())
+    })
+    .await;
+    let stats = faults.stats();
+    assert!(stats.watches_dropped > 0, "{stats:?}");
+    assert!(stats.injected_errors_total() > 0, "{stats:?}");
+    faults.clear();
     world.finish().await;
 }
 

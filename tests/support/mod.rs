@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod fault_proxy;
 pub mod kube_mock;
 
 use std::sync::{Arc, Mutex};
@@ -38,7 +39,7 @@ pub fn seeded_secret_values() -> Vec<&'static str> {
     ]
 }
 
-fn base64(bytes: &[u8]) -> String {
+pub fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
