@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -14,6 +14,7 @@ use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, Toke
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
+use support::CapturedLogs;
 use support::e2e;
 use support::fault_proxy::{FaultHandle, FaultProxy, Upstream, UpstreamAuth};
 use tokio::sync::mpsc;
@@ -294,27 +295,6 @@ async fn outage_drops_and_refuses_connections() {
     faults.clear();
     api.list(&lp).await.expect("list after the outage");
     proxy.shutdown().await;
-}
-
-/// A `tracing` writer into memory.
-#[derive(Clone, Default)]
-struct CapturedLogs(std::sync::Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
-    type Writer = CapturedLogs;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
 }
 
 /// Everything any test of this binary logs, at TRACE (a global subscriber: a thread-local one would miss
