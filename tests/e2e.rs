@@ -207,6 +207,7 @@ async fn examples_sync_into_secrets_under_the_shipped_rbac() {
         .collect();
     values.extend(["demo-api-key-0123456789abcdef".to_owned(), "Pg-Admin-Passw0rd".to_owned()]);
     for value in values.iter().filter(|v| v.len() >= 8) {
+        assert!(!visible.contains(&support::base64(value.as_bytes())), "a credential value leaked base64-encoded");
         for line in value.lines().filter(|l| l.len() >= 8 && !l.starts_with("-----")) {
             assert!(!visible.contains(line), "a credential value leaked into logs, events or status");
         }
