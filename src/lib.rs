@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod leader;
 pub mod passwordsafe;
 pub mod sync;
 pub mod telemetry;

@@ -416,6 +416,20 @@ async fn sign_out_ends_the_server_session() {
 }
 
 #[tokio::test]
+async fn a_closed_client_signs_out_and_never_signs_in_again() {
+    let sim = start_default().await;
+    let client = client(&sim);
+    let clone = client.clone();
+    client.sign_in().await.unwrap();
+    assert!(client.close().await);
+    assert_eq!(sim.handle().active_sessions(), 0);
+    // A caller still holding the replaced client (an in-flight sync) gets a retryable error, not a new session.
+    let err = clone.sign_in().await.unwrap_err();
+    assert_eq!((err.reason(), err.is_retryable()), ("Aborted", true));
+    assert_eq!((client.sign_in_count(), sim.handle().active_sessions()), (1, 0));
+}
+
+#[tokio::test]
 async fn concurrency_limit_bounds_calls_in_flight() {
     let sim = start(&seed_yaml(&bulk_accounts(12, 0))).await;
     sim.handle().set_faults(vec![fault("GET ManagedAccounts", Fault::Latency { ms: 40 }, None)]);

@@ -24,21 +24,23 @@ struct World {
     operator: Operator,
     /// Between the operator and the API server, when the test injects Kubernetes faults.
     proxy: Option<FaultProxy>,
+    /// The operator's kubeconfig (its ServiceAccount token, or the proxy).
+    kubeconfig: std::path::PathBuf,
 }
 
 impl World {
     /// A namespace with the example store (pointed at a fresh simulator, polling every 5 s) and a running
     /// operator, ready to receive examples.
     async fn new(prefix: &str) -> World {
-        Self::start(prefix, false).await
+        Self::start(prefix, false, &[]).await
     }
 
     /// Like `new`, with the operator talking to the API server through the fault-injecting proxy.
     async fn behind_proxy(prefix: &str) -> World {
-        Self::start(prefix, true).await
+        Self::start(prefix, true, &[]).await
     }
 
-    async fn start(prefix: &str, via_proxy: bool) -> World {
+    async fn start(prefix: &str, via_proxy: bool, operator_args: &[&str]) -> World {
         let cluster = e2e::cluster().await;
         let ns = cluster.namespace(prefix).await;
         let sim = passwordsafe_simulator::start(Seed::demo(), ServeOptions::default()).await.unwrap();
@@ -51,9 +53,8 @@ impl World {
             std::fs::write(&kubeconfig, started.kubeconfig_yaml(Some(&ns))).unwrap();
             proxy = Some(started);
         }
-        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_passwordsafe-operator"));
-        let operator = Operator::start(binary, &kubeconfig, &ns, &["--change-detection-interval", "5s"]).unwrap();
-        let world = World { cluster, ns, sim, operator, proxy };
+        let operator = start_operator(&kubeconfig, &ns, operator_args);
+        let world = World { cluster, ns, sim, operator, proxy, kubeconfig };
         world.apply_example("store-apikey.yaml");
         world.kubectl(&[
             "patch",
@@ -135,6 +136,24 @@ impl World {
         self.sim.handle().account(system, account).unwrap().password
     }
 
+    async fn wait_lease_holder(&self, who: &str) {
+        let args = ["get", "lease", "passwordsafe-operator", "-o", "jsonpath={.spec.holderIdentity}"];
+        eventually(&format!("{who} to hold the Lease"), WAIT, || async {
+            (self.kubectl_stdin(&args, "").1 == who).then_some(())
+        })
+        .await;
+    }
+
+    /// Rotates an account in the simulator and waits for the Secret to carry the new password.
+    async fn rotate_and_wait_synced(&self, system: &str, account: &str, secret: &str) {
+        self.sim.handle().rotate_account(system, account).unwrap();
+        let after = self.password_of(system, account);
+        eventually(&format!("{secret} to follow the rotation"), WAIT, || async {
+            (self.secret_value(secret, "password").await? == after.as_bytes()).then_some(())
+        })
+        .await;
+    }
+
     async fn finish(mut self) {
         assert_eq!(self.operator.terminate().await, Some(0), "the operator exits 0 on SIGTERM");
         // Other tests' operators also watch cluster-scoped stores: give them a moment to sign out of ours.
@@ -146,6 +165,13 @@ impl World {
         assert!(!logs.contains("forbidden"), "the operator hit an RBAC denial:\n{}", tail(&logs));
         self.cluster.delete_namespace(&self.ns).await;
     }
+}
+
+fn start_operator(kubeconfig: &std::path::Path, ns: &str, extra: &[&str]) -> Operator {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_passwordsafe-operator"));
+    let mut args = vec!["--change-detection-interval", "5s"];
+    args.extend_from_slice(extra);
+    Operator::start(binary, kubeconfig, ns, &args).unwrap()
 }
 
 fn tail(text: &str) -> String {
@@ -270,6 +296,48 @@ async fn the_operator_converges_through_dropped_watches_and_conflicting_writes()
     assert!(stats.watches_dropped > 0, "{stats:?}");
     assert!(stats.injected_errors_total() > 0, "{stats:?}");
     faults.clear();
+    world.finish().await;
+}
+
+/// Short Lease timings, so that a crashed holder's Lease expires within seconds.
+const FAST_LEASE: [&str; 7] =
+    ["--leader-elect", "--lease-duration", "4s", "--lease-renew-deadline", "3s", "--lease-retry-period", "1s"];
+
+#[tokio::test]
+async fn only_the_lease_holder_reconciles_and_a_stopped_or_killed_holder_hands_over() {
+    let with_identity = |id: &'static str| [&FAST_LEASE[..], &["--identity", id]].concat();
+    let mut world = World::start("leader", false, &with_identity("op-a")).await;
+    let mut op_b = start_operator(&world.kubeconfig, &world.ns, &with_identity("op-b"));
+    world.wait_lease_holder("op-a").await;
+    world.apply_example("managed-account.yaml");
+    world.wait_ready("db01-readonly").await;
+    assert!(world.operator.logs().contains("fetched from Password Safe"));
+    assert!(!op_b.logs().contains("reconcile{"), "the standby must not reconcile:\n{}", tail(&op_b.logs()));
+
+    // SIGTERM: the holder releases the Lease on its way out, so the standby takes over at once.
+    let stopped = std::time::Instant::now();
+    assert_eq!(world.operator.terminate().await, Some(0));
+    world.wait_lease_holder("op-b").await;
+    println!("Lease taken over {:.1} s after SIGTERM to the holder", stopped.elapsed().as_secs_f64());
+    // Taken over because it was released, not because it expired (the figure above is printed, not asserted:
+    // no timing assertions in tests).
+    assert!(world.operator.logs().contains("released leadership"), "{}", tail(&world.operator.logs()));
+    world.rotate_and_wait_synced("db01.example.test", "readonly_user", "db01-readonly").await;
+
+    // SIGKILL: nothing is released; the next standby takes over once the Lease expires.
+    let mut op_c = start_operator(&world.kubeconfig, &world.ns, &with_identity("op-c"));
+    eventually("op-c to stand by", WAIT, || async { op_c.logs().contains("lease held by another").then_some(()) })
+        .await;
+    let killed = std::time::Instant::now();
+    op_b.kill();
+    world.wait_lease_holder("op-c").await;
+    println!("Lease taken over {:.1} s after SIGKILL of the holder", killed.elapsed().as_secs_f64());
+    // The killed operator could not sign out: the server ends its session when it times out.
+    world.sim.handle().expire_sessions();
+    world.rotate_and_wait_synced("db01.example.test", "readonly_user", "db01-readonly").await;
+
+    assert_eq!(op_c.terminate().await, Some(0));
+    assert!(!op_c.logs().contains("forbidden"), "{}", tail(&op_c.logs()));
     world.finish().await;
 }
 
@@ -422,4 +490,19 @@ fn the_shipped_rbac_is_exactly_this() {
         ],
         "a change to the operator's permissions must be reviewed: update this test with it"
     );
+    let lease_rules: Vec<String> = e2e::shipped_role()
+        .unwrap()
+        .rules
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{:?} {:?} {:?}",
+                r.api_groups.clone().unwrap_or_default(),
+                r.resources.clone().unwrap_or_default(),
+                r.verbs
+            )
+        })
+        .collect();
+    assert_eq!(lease_rules, [r#"["coordination.k8s.io"] ["leases"] ["get", "create", "update"]"#]);
 }

@@ -4,6 +4,12 @@ mod check;
 
 use clap::{Parser, Subcommand};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::FutureExt;
+
+use crate::leader::{LeaderElector, LeaseConfig};
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Parser, Debug)]
@@ -55,6 +61,28 @@ pub struct RunArgs {
     /// Path of a kubeconfig (default: in-cluster config, then KUBECONFIG, then ~/.kube/config).
     #[arg(long, env = "KUBECONFIG_PATH")]
     pub kubeconfig: Option<std::path::PathBuf>,
+    /// Reconcile only while holding a coordination.k8s.io Lease (for more than one replica).
+    #[arg(long, env = "LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (default: the operator namespace).
+    #[arg(long, env = "LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "passwordsafe-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: POD_NAME, else hostname and process ID).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long standbys wait after the holder's last renewal before taking over (after a crash; a clean
+    /// shutdown releases the Lease at once).
+    #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: std::time::Duration,
+    /// How long the holder keeps failing to renew before it stops reconciling. Below the lease duration.
+    #[arg(long, env = "LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub lease_renew_deadline: std::time::Duration,
+    /// Interval of renewals and of a standby's attempts. Below the renew deadline.
+    #[arg(long, env = "LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub lease_retry_period: std::time::Duration,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -86,14 +114,81 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kube = kube_client(args.kubeconfig.as_deref()).await?;
     let config = crate::controller::Config {
         namespace: args.namespace,
-        operator_namespace: args.operator_namespace,
+        operator_namespace: args.operator_namespace.clone(),
         concurrency: args.concurrency,
         default_refresh: args.default_refresh_interval,
         poll_interval: args.change_detection_interval,
         reporter: "passwordsafe-operator".into(),
     };
-    tracing::info!(?config, "starting");
-    crate::controller::run(kube, config, shutdown_signal()).await
+    tracing::info!(?config, leader_elect = args.leader_elect, "starting");
+    if !args.leader_elect {
+        return crate::controller::run(kube, config, shutdown_signal()).await;
+    }
+    let lease = LeaseConfig {
+        lease_duration: args.lease_duration,
+        renew_deadline: args.lease_renew_deadline,
+        retry_period: args.lease_retry_period,
+        ..LeaseConfig::new(
+            args.lease_namespace.unwrap_or(args.operator_namespace),
+            args.lease_name,
+            args.identity.unwrap_or_else(default_identity),
+        )
+    };
+    let elector = LeaderElector::new(kube.clone(), lease);
+    run_as_leader(kube, config, elector).await
+}
+
+/// The controllers run only while this replica holds the Lease. SIGTERM releases it, so a standby takes over at
+/// once; a lost Lease stops the controllers and exits non-zero, so the replica restarts as a standby.
+async fn run_as_leader(
+    kube: kube::Client,
+    config: crate::controller::Config,
+    elector: LeaderElector,
+) -> anyhow::Result<()> {
+    let signal = shutdown_signal().boxed().shared();
+    let leadership = tokio::select! {
+        leadership = elector.acquire() => Arc::new(leadership?),
+        _ = signal.clone() => {
+            tracing::info!("stopped while standing by");
+            return Ok(());
+        }
+    };
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher = {
+        let leadership = leadership.clone();
+        tokio::spawn(async move {
+            leadership.lost().await;
+            let _ = lost_tx.send(());
+        })
+    };
+    let lost = Arc::new(AtomicBool::new(false));
+    let stop = {
+        let lost = lost.clone();
+        async move {
+            tokio::select! {
+                _ = signal => {}
+                result = lost_rx => if result.is_ok() { lost.store(true, Ordering::SeqCst) },
+            }
+        }
+    };
+    let result = crate::controller::run(kube, config, stop).await;
+    watcher.abort();
+    let _ = watcher.await;
+    if lost.load(Ordering::SeqCst) {
+        anyhow::bail!("lost the leader Lease; stopping so this replica restarts as a standby");
+    }
+    match Arc::try_unwrap(leadership) {
+        Ok(leadership) => leadership.release().await?,
+        Err(_) => tracing::warn!("could not release the Lease; the standby takes over when it expires"),
+    }
+    result
+}
+
+/// `hostname-pid`: unique enough for replicas outside Kubernetes; in a pod, POD_NAME is used instead.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let host = if host.is_empty() { "passwordsafe-operator".to_owned() } else { host };
+    format!("{host}-{}", std::process::id())
 }
 
 async fn kube_client(path: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {

@@ -132,6 +132,8 @@ pub struct StoreRegistry {
     entries: Mutex<HashMap<StoreKey, Arc<StoreHandle>>>,
     /// Held while a client is built, so concurrent first reconciles of a store build (and sign in) once.
     building: tokio::sync::Mutex<()>,
+    /// Set once both store caches have their first listing.
+    caches_listed: tokio::sync::OnceCell<()>,
 }
 
 impl StoreRegistry {
@@ -152,6 +154,7 @@ impl StoreRegistry {
             trigger,
             entries: Mutex::default(),
             building: tokio::sync::Mutex::new(()),
+            caches_listed: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -249,7 +252,7 @@ impl StoreRegistry {
         let mut signed_out = 0;
         for handle in handles {
             handle.changes.stop();
-            if handle.client.sign_out().await {
+            if handle.client.close().await {
                 signed_out += 1;
             }
         }
@@ -258,9 +261,18 @@ impl StoreRegistry {
 
     /// Store lookups are answered from watch caches; before their first listing completes an absent store
     /// would look deleted, so wait for it (instant afterwards).
+    ///
+    /// Waits for the first listing of both store caches. Only one task at a time waits on the caches
+    /// themselves: kube-runtime's `Store::wait_until_ready` keeps one waker, so of two concurrent waiters
+    /// (a PasswordSafeSecret reconcile and a store reconcile at start-up) one was never woken and its object
+    /// never synced. The `OnceCell` queues the others and wakes them all.
     async fn caches_ready(&self) {
-        let _ = self.stores.wait_until_ready().await;
-        let _ = self.cluster_stores.wait_until_ready().await;
+        self.caches_listed
+            .get_or_init(|| async {
+                let _ = self.stores.wait_until_ready().await;
+                let _ = self.cluster_stores.wait_until_ready().await;
+            })
+            .await;
     }
 
     fn namespaced(&self, key: &StoreKey) -> Result<Arc<PasswordSafeStore>, StoreError> {
@@ -444,7 +456,7 @@ fn secret_text(
 fn retire(old: Arc<StoreHandle>) {
     old.changes.stop();
     tokio::spawn(async move {
-        old.client.sign_out().await;
+        old.client.close().await;
     });
 }
 

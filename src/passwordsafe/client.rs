@@ -71,6 +71,12 @@ impl Client {
         self.inner.sessions.sign_out(&self.inner.transport).await
     }
 
+    /// Ends the session and closes the client (all clones): later calls fail with a retryable `Aborted`
+    /// error instead of signing in again. Returns whether a session was signed out.
+    pub async fn close(&self) -> bool {
+        self.inner.sessions.close(&self.inner.transport).await
+    }
+
     /// Sign-ins performed so far by this client (all clones).
     pub fn sign_in_count(&self) -> u64 {
         self.inner.sessions.sign_in_count()

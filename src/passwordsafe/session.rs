@@ -6,7 +6,7 @@
 //! the invalidation is a no-op and the caller simply uses the new one. So N concurrent 401s cause one sign-in.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -53,11 +53,20 @@ pub(crate) struct Sessions {
     slot: Mutex<Option<Arc<Session>>>,
     generations: AtomicU64,
     sign_ins: AtomicU64,
+    /// Set by `close`: no sign-in afterwards. Changed only while holding `slot`.
+    closed: AtomicBool,
 }
 
 impl Sessions {
     pub fn new(auth: Auth, renew_margin: Duration) -> Self {
-        Self { auth, renew_margin, slot: Mutex::new(None), generations: AtomicU64::new(0), sign_ins: AtomicU64::new(0) }
+        Self {
+            auth,
+            renew_margin,
+            slot: Mutex::new(None),
+            generations: AtomicU64::new(0),
+            sign_ins: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
     }
 
     /// Sign-ins performed by this client so far.
@@ -70,6 +79,12 @@ impl Sessions {
         let mut slot = self.slot.lock().await;
         if let Some(session) = slot.as_ref().filter(|s| s.is_fresh(Instant::now())) {
             return Ok(session.clone());
+        }
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::new(
+                "sign-in",
+                ErrorKind::Aborted("client closed: its store changed or the operator is stopping".into()),
+            ));
         }
         let stale = slot.take();
         let session = Arc::new(self.sign_in(transport).await?);
@@ -93,6 +108,21 @@ impl Sessions {
     /// Ends the current session, if any (`POST Auth/Signout`).
     pub async fn sign_out(&self, transport: &Transport) -> bool {
         let taken = self.slot.lock().await.take();
+        match taken {
+            Some(session) => sign_out_session(transport, &session).await,
+            None => false,
+        }
+    }
+
+    /// Signs out for good: later calls fail instead of signing in. A caller still holding a replaced client
+    /// (an in-flight sync when the store changed, a poll at shutdown) would otherwise open a session that no
+    /// one signs out. A sign-in in progress finishes first (it holds the slot) and is then signed out.
+    pub async fn close(&self, transport: &Transport) -> bool {
+        let taken = {
+            let mut slot = self.slot.lock().await;
+            self.closed.store(true, Ordering::SeqCst);
+            slot.take()
+        };
         match taken {
             Some(session) => sign_out_session(transport, &session).await,
             None => false,

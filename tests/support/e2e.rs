@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -153,6 +153,26 @@ impl Cluster {
         Api::<ClusterRoleBinding>::all(admin.clone())
             .patch(&role_name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&binding))
             .await?;
+        // The leader-election Role, in this namespace.
+        let mut role = serde_json::to_value(shipped_role()?)?;
+        role["metadata"] = json!({"name": "passwordsafe-operator-leader-election", "namespace": namespace});
+        let role: Role = serde_json::from_value(role)?;
+        Api::<Role>::namespaced(admin.clone(), namespace)
+            .patch("passwordsafe-operator-leader-election", &PatchParams::apply(MANAGER).force(), &Patch::Apply(&role))
+            .await?;
+        let role_binding: RoleBinding = serde_json::from_value(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "passwordsafe-operator-leader-election", "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "passwordsafe-operator-leader-election"},
+            "subjects": [{"kind": "ServiceAccount", "name": "passwordsafe-operator", "namespace": namespace}]
+        }))?;
+        Api::<RoleBinding>::namespaced(admin.clone(), namespace)
+            .patch(
+                "passwordsafe-operator-leader-election",
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&role_binding),
+            )
+            .await?;
         let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "passwordsafe-operator"}}))?;
         let sas: Api<ServiceAccount> = Api::namespaced(admin, namespace);
         sas.create(&PostParams::default(), &sa).await?;
@@ -180,14 +200,23 @@ impl Cluster {
 
 /// The ClusterRole in deploy/rbac.yaml.
 pub fn shipped_cluster_role() -> anyhow::Result<ClusterRole> {
+    Ok(serde_json::from_value(shipped_rbac("ClusterRole")?)?)
+}
+
+/// The (leader-election) Role in deploy/rbac.yaml.
+pub fn shipped_role() -> anyhow::Result<Role> {
+    Ok(serde_json::from_value(shipped_rbac("Role")?)?)
+}
+
+fn shipped_rbac(kind: &str) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(repo_root().join("deploy/rbac.yaml"))?;
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let value: Value = serde::Deserialize::deserialize(doc)?;
-        if value["kind"] == "ClusterRole" {
-            return Ok(serde_json::from_value(value)?);
+        if value["kind"] == kind {
+            return Ok(value);
         }
     }
-    bail!("deploy/rbac.yaml has no ClusterRole")
+    bail!("deploy/rbac.yaml has no {kind}")
 }
 
 pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
@@ -253,6 +282,14 @@ impl Operator {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         None
+    }
+}
+
+impl Operator {
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
