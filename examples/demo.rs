@@ -46,6 +46,9 @@ async fn main() -> anyhow::Result<()> {
         default_refresh: Duration::from_secs(3600),
         poll_interval: Duration::from_secs(5),
         reporter: "passwordsafe-operator".into(),
+        shutdown_timeout: Duration::from_secs(20),
+        metrics: Default::default(),
+        health: Default::default(),
     };
     let operator = tokio::spawn(controller::run(kube.clone(), config, async move {
         let _ = stopped.await;

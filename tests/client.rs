@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use futures::future::join_all;
 use passwordsafe_operator::passwordsafe::{
     Auth, Client, CredentialKinds, CredentialSource, CredentialType, ErrorKind, FolderPath, RequestOptions,
@@ -421,12 +423,33 @@ async fn a_closed_client_signs_out_and_never_signs_in_again() {
     let client = client(&sim);
     let clone = client.clone();
     client.sign_in().await.unwrap();
-    assert!(client.close().await);
+    assert!(client.close(Duration::from_secs(5)).await);
     assert_eq!(sim.handle().active_sessions(), 0);
     // A caller still holding the replaced client (an in-flight sync) gets a retryable error, not a new session.
     let err = clone.sign_in().await.unwrap_err();
     assert_eq!((err.reason(), err.is_retryable()), ("Aborted", true));
     assert_eq!((client.sign_in_count(), sim.handle().active_sessions()), (1, 0));
+}
+
+#[tokio::test]
+async fn close_waits_for_a_cycle_in_flight_to_check_in_and_refuses_new_ones() {
+    let sim = start_default().await;
+    // The credential read is slow, so the cycle is still in flight when the client closes.
+    sim.handle().set_faults(vec![fault("GET Credentials", Fault::Latency { ms: 300 }, None)]);
+    let client = client(&sim);
+    let reader = client.clone();
+    let in_flight = tokio::spawn(async move { reader.managed_account("db01", "app_user", password(), &opts()).await });
+    while sim.handle().open_requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(client.close(Duration::from_secs(10)).await);
+    let read = in_flight.await.unwrap().expect("the cycle in flight finishes");
+    assert_eq!(read.password.as_ref().unwrap().expose(), APP_PASSWORD);
+    assert!(sim.handle().open_requests().is_empty(), "checked in before the sign-out");
+    assert_eq!(sim.handle().active_sessions(), 0);
+    let refused = client.managed_account("db01", "app_user", password(), &opts()).await.unwrap_err();
+    assert_eq!(refused.reason(), "Aborted");
+    assert_eq!(sim.handle().call_count("POST Requests"), 1);
 }
 
 #[tokio::test]

@@ -220,8 +220,29 @@ async fn examples_sync_into_secrets_under_the_shipped_rbac() {
     let store = world.kubectl(&["get", "psstore", "passwordsafe", "-o", "jsonpath={.status.conditions[0].reason}"]);
     assert_eq!(store, "SignedIn");
 
-    // Nothing secret in the operator's TRACE logs, in events or in status.
+    // What Prometheus scrapes: counts by endpoint and result, no object names, nothing secret.
+    let (status, metrics) = world.operator.http_get("/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    for line in [
+        r#"passwordsafe_operator_passwordsafe_api_calls_total{endpoint="POST Requests",status="201"}"#,
+        r#"passwordsafe_operator_passwordsafe_api_calls_total{endpoint="PUT Requests/Checkin",status="204"}"#,
+        r#"passwordsafe_operator_reconciles_total{result="success"}"#,
+        "passwordsafe_operator_passwordsafe_open_requests 0",
+        "passwordsafe_operator_managed_secrets 7",
+        "passwordsafe_operator_leader 1",
+        "passwordsafe_operator_reconcile_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from /metrics:\n{metrics}");
+    }
+    let sign_ins = world.sim.handle().call_count("POST Auth/SignAppIn");
+    assert!(metrics.contains(&format!("passwordsafe_operator_passwordsafe_sign_ins_total {sign_ins}\n")), "{metrics}");
+    assert!(!metrics.contains("db01-readonly") && !metrics.contains(&world.ns), "no per-object labels");
+    assert_eq!(world.operator.http_get("/readyz").await.unwrap(), (200, "ready\n".to_owned()));
+    assert_eq!(world.operator.http_get("/healthz").await.unwrap().0, 200);
+
+    // Nothing secret in the operator's TRACE logs, in events, in status or in the metrics.
     let mut visible = world.operator.logs();
+    visible.push_str(&metrics);
     visible.push_str(&world.kubectl(&["get", "events", "-o", "json"]));
     visible.push_str(&world.kubectl(&["get", "pss", "-o", "json"]));
     let handle = world.sim.handle();
@@ -313,6 +334,9 @@ async fn only_the_lease_holder_reconciles_and_a_stopped_or_killed_holder_hands_o
     world.wait_ready("db01-readonly").await;
     assert!(world.operator.logs().contains("fetched from Password Safe"));
     assert!(!op_b.logs().contains("reconcile{"), "the standby must not reconcile:\n{}", tail(&op_b.logs()));
+    let (ready, standby_metrics) = (op_b.http_get("/readyz").await.unwrap(), op_b.http_get("/metrics").await.unwrap());
+    assert_eq!(ready.0, 200, "a standby is ready: it has nothing to sync");
+    assert!(standby_metrics.1.contains("passwordsafe_operator_leader 0"), "{}", standby_metrics.1);
 
     // SIGTERM: the holder releases the Lease on its way out, so the standby takes over at once.
     let stopped = std::time::Instant::now();

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 
 use crate::leader::{LeaderElector, LeaseConfig};
-use crate::telemetry::{self, LogFormat};
+use crate::telemetry::metrics::{Health, Metrics};
+use crate::telemetry::{self, LogFormat, server};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,6 +60,16 @@ pub struct RunArgs {
     /// How often each store re-reads Password Safe's listings to detect rotations (stores may override).
     #[arg(long, env = "CHANGE_DETECTION_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub change_detection_interval: std::time::Duration,
+    /// After SIGTERM, how long in-flight syncs get to finish, check in and sign out before the process exits.
+    /// Keep it below the pod's terminationGracePeriodSeconds (30 s by default).
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+    /// Address of `/metrics` (Prometheus text).
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Address of `/healthz` and `/readyz` (may equal the metrics address).
+    #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    pub health_addr: std::net::SocketAddr,
     /// Path of a kubeconfig (default: in-cluster config, then KUBECONFIG, then ~/.kube/config).
     #[arg(long, env = "KUBECONFIG_PATH")]
     pub kubeconfig: Option<std::path::PathBuf>,
@@ -112,6 +124,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kube = kube_client(args.kubeconfig.as_deref()).await?;
+    let (metrics, health) = (Arc::new(Metrics::new()), Arc::new(Health::default()));
     let config = crate::controller::Config {
         namespace: args.namespace,
         operator_namespace: args.operator_namespace.clone(),
@@ -119,10 +132,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         default_refresh: args.default_refresh_interval,
         poll_interval: args.change_detection_interval,
         reporter: "passwordsafe-operator".into(),
+        shutdown_timeout: args.shutdown_timeout,
+        metrics: metrics.clone(),
+        health: health.clone(),
     };
     tracing::info!(?config, leader_elect = args.leader_elect, "starting");
+    let signal = shutdown_signal().boxed().shared();
+    let (metrics_at, health_at) =
+        server::serve(args.metrics_addr, args.health_addr, metrics.clone(), health, signal.clone()).await?;
+    tracing::info!(%metrics_at, %health_at, "serving /metrics, /healthz and /readyz");
     if !args.leader_elect {
-        return crate::controller::run(kube, config, shutdown_signal()).await;
+        metrics.set_leader(true);
+        return crate::controller::run(kube, config, signal).await;
     }
     let lease = LeaseConfig {
         lease_duration: args.lease_duration,
@@ -135,7 +156,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
     };
     let elector = LeaderElector::new(kube.clone(), lease);
-    run_as_leader(kube, config, elector).await
+    run_as_leader(kube, config, elector, signal).await
 }
 
 /// The controllers run only while this replica holds the Lease. SIGTERM releases it, so a standby takes over at
@@ -144,8 +165,9 @@ async fn run_as_leader(
     kube: kube::Client,
     config: crate::controller::Config,
     elector: LeaderElector,
+    signal: Shared<BoxFuture<'static, ()>>,
 ) -> anyhow::Result<()> {
-    let signal = shutdown_signal().boxed().shared();
+    config.health.set_standing_by(true);
     let leadership = tokio::select! {
         leadership = elector.acquire() => Arc::new(leadership?),
         _ = signal.clone() => {
@@ -153,6 +175,9 @@ async fn run_as_leader(
             return Ok(());
         }
     };
+    let (metrics, health) = (config.metrics.clone(), config.health.clone());
+    health.set_standing_by(false);
+    metrics.set_leader(true);
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     let watcher = {
         let leadership = leadership.clone();
@@ -172,6 +197,7 @@ async fn run_as_leader(
         }
     };
     let result = crate::controller::run(kube, config, stop).await;
+    metrics.set_leader(false);
     watcher.abort();
     let _ = watcher.await;
     if lost.load(Ordering::SeqCst) {

@@ -36,9 +36,10 @@ pub use reconcile::{Context, FINALIZER};
 pub use stores::{StoreKey, StoreRegistry, selector_matches};
 
 use crate::api::{ClusterPasswordSafeStore, PasswordSafeSecret, PasswordSafeStore, StoreKind};
-use crate::passwordsafe::{CallObserver, NoopObserver, SecretBytes};
+use crate::passwordsafe::SecretBytes;
 use crate::sync::desired::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::sync::hmac::DataHmac;
+use crate::telemetry::metrics::{Health, Metrics};
 
 /// Settings of the controller process.
 #[derive(Clone, Debug)]
@@ -55,6 +56,12 @@ pub struct Config {
     pub poll_interval: Duration,
     /// `reportingController` of events.
     pub reporter: String,
+    /// After SIGTERM, how long in-flight syncs get to finish and check in before the process exits anyway
+    /// (half for the syncs, half for check-ins and sign-out). Below the pod's termination grace period.
+    pub shutdown_timeout: Duration,
+    /// Where the controllers report (`/metrics`), and their readiness (`/readyz`).
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
 }
 
 /// Name of the operator-owned Secret with the HMAC key.
@@ -64,15 +71,6 @@ pub const HMAC_SECRET: &str = "passwordsafe-operator-hmac-key";
 pub async fn run(
     kube: kube::Client,
     config: Config,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> anyhow::Result<()> {
-    run_with_observer(kube, config, Arc::new(NoopObserver), shutdown).await
-}
-
-pub async fn run_with_observer(
-    kube: kube::Client,
-    config: Config,
-    observer: Arc<dyn CallObserver>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
     let secrets_api: Api<PasswordSafeSecret> = scoped(&kube, config.namespace.as_deref());
@@ -85,31 +83,36 @@ pub async fn run_with_observer(
     let (cluster_reader, cluster_writer) = reflector::store::<ClusterPasswordSafeStore>();
     let stores_api: Api<PasswordSafeStore> = scoped(&kube, config.namespace.as_deref());
     let cluster_api: Api<ClusterPasswordSafeStore> = Api::all(kube.clone());
-    let store_stream = reflector::reflector(store_writer, watcher(stores_api.clone(), watcher::Config::default()))
-        .touched_objects()
-        .default_backoff();
-    let cluster_stream = reflector::reflector(cluster_writer, watcher(cluster_api.clone(), watcher::Config::default()))
-        .touched_objects()
-        .default_backoff();
+    // Ready (`/readyz`) once these three watches have their first listing.
+    config.health.expect_listings(3);
+    let store_stream = watcher(stores_api.clone(), watcher::Config::default()).inspect(first_listing(&config.health));
+    let store_stream = reflector::reflector(store_writer, store_stream).touched_objects().default_backoff();
+    let cluster_stream =
+        watcher(cluster_api.clone(), watcher::Config::default()).inspect(first_listing(&config.health));
+    let cluster_stream = reflector::reflector(cluster_writer, cluster_stream).touched_objects().default_backoff();
 
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
     let registry = Arc::new(StoreRegistry::new(
         kube.clone(),
         store_reader.clone(),
         cluster_reader.clone(),
-        observer,
+        config.metrics.clone(),
         config.poll_interval,
         Some(trigger_tx),
     ));
     let recorder = Recorder::new(kube.clone(), Reporter { controller: config.reporter.clone(), instance: None });
-    let ctx = Arc::new(Context::new(kube.clone(), recorder, registry.clone(), hmac, config.default_refresh));
+    let ctx = Arc::new(
+        Context::new(kube.clone(), recorder, registry.clone(), hmac, config.default_refresh)
+            .with_metrics(config.metrics.clone()),
+    );
 
     let owned_secrets: Api<Secret> = scoped(&kube, config.namespace.as_deref());
     let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     // Only spec changes and lifecycle (finalizers, deletion) start a reconcile: our own status writes change the
     // object too, and reacting to them would make every sync schedule another.
     let (pss_reader, pss_writer) = reflector::store::<PasswordSafeSecret>();
-    let pss_stream = reflector::reflector(pss_writer, watcher(secrets_api, watcher::Config::default()))
+    let pss_watch = watcher(secrets_api, watcher::Config::default()).inspect(first_listing(&config.health));
+    let pss_stream = reflector::reflector(pss_writer, pss_watch)
         .applied_objects()
         .default_backoff()
         .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
@@ -144,7 +147,7 @@ pub async fn run_with_observer(
         })
         .reconcile_on(UnboundedReceiverStream(trigger_rx))
         .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+        .run(measured_reconcile, reconcile::error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "reconcile did not complete");
@@ -152,10 +155,44 @@ pub async fn run_with_observer(
         });
 
     let store_status = run_store_controllers(kube.clone(), stores_api, cluster_api, registry.clone(), shutdown.clone());
-    future::join(main, store_status).await;
-    let signed_out = registry.sign_out_all().await;
+    let controllers = future::join(main, store_status);
+    // Graceful shutdown lets in-flight syncs finish; a sync stuck on a slow server must not hold the process
+    // past the pod's grace period. Its request cycle runs on as a task, and closing the clients below waits
+    // for it to check in (or checks in what it left open).
+    let deadline = async {
+        shutdown.clone().await;
+        tokio::time::sleep(config.shutdown_timeout / 2).await;
+    };
+    tokio::select! {
+        _ = controllers => {}
+        _ = deadline => tracing::warn!(
+            timeout_s = config.shutdown_timeout.as_secs(),
+            "syncs still running at shutdown; abandoning them after checking their requests in"
+        ),
+    }
+    let signed_out = registry.sign_out_all(config.shutdown_timeout / 2).await;
     tracing::info!(signed_out, "stopped; signed out of Password Safe");
     Ok(())
+}
+
+/// [`reconcile::reconcile`], counted and timed in the metrics.
+async fn measured_reconcile(pss: Arc<PasswordSafeSecret>, ctx: Arc<Context>) -> reconcile::Result<Action> {
+    let started = std::time::Instant::now();
+    let result = reconcile::reconcile(pss, ctx.clone()).await;
+    ctx.metrics.reconciled(started.elapsed(), result.as_ref().err().map(reconcile::Error::reason));
+    result
+}
+
+/// Marks `health` once the watch delivers its first complete listing (its first `InitDone`).
+fn first_listing<K>(health: &Arc<Health>) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) + use<K> {
+    let health = health.clone();
+    let mut counted = false;
+    move |event| {
+        if !counted && matches!(event, Ok(watcher::Event::InitDone)) {
+            counted = true;
+            health.listed();
+        }
+    }
 }
 
 /// What decides whether a PasswordSafeSecret event is worth a reconcile: its generation (spec), its finalizers

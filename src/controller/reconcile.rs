@@ -27,6 +27,7 @@ use crate::sync::resolve::{self, ResolveError, Resolved, Source, SourceState};
 use crate::sync::schedule::{self, ScheduleInput, SourceTiming};
 use crate::sync::template::{self, TemplateError};
 use crate::sync::{SecretData, duration};
+use crate::telemetry::metrics::Metrics;
 
 /// Finalizer on every PasswordSafeSecret: honours the deletion policy before the resource goes.
 pub const FINALIZER: &str = "passwordsafe.dev/cleanup";
@@ -49,6 +50,7 @@ pub struct Context {
     pub stores: Arc<StoreRegistry>,
     pub hmac: DataHmac,
     pub default_refresh: Duration,
+    pub metrics: Arc<Metrics>,
     synced: Mutex<HashMap<String, Arc<Synced>>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -61,7 +63,22 @@ impl Context {
         hmac: DataHmac,
         default_refresh: Duration,
     ) -> Self {
-        Self { kube, recorder, stores, hmac, default_refresh, synced: Mutex::default(), failures: Mutex::default() }
+        Self {
+            kube,
+            recorder,
+            stores,
+            hmac,
+            default_refresh,
+            metrics: Arc::default(),
+            synced: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Reports to these metrics (the process's) instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn synced(&self, uid: &str) -> Option<Arc<Synced>> {
@@ -177,6 +194,7 @@ async fn apply(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
     match sync(pss, ctx).await {
         Ok(outcome) => {
             ctx.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
+            ctx.metrics.rotations_observed(outcome.rotated.len());
             if outcome.restart_workloads && !pss.spec.rollout_restart_targets.is_empty() {
                 rollout::restart(ctx, pss).await;
             }
@@ -279,7 +297,12 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
         loops,
         fetched_at,
     });
-    ctx.synced.lock().unwrap_or_else(PoisonError::into_inner).insert(uid, synced.clone());
+    let managed = {
+        let mut map = ctx.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        map.insert(uid, synced.clone());
+        map.len()
+    };
+    ctx.metrics.set_managed_secrets(managed);
 
     let timings = if decision.fetch.is_some() { timings_of(&synced.resolved.sources) } else { decision.timings };
     let (next, why) = schedule::next_sync(&ScheduleInput {
@@ -520,7 +543,12 @@ async fn cleanup(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
         }
         (Some(_), _, DeletionPolicy::Retain) => format!("retained Secret {target_name}"),
     };
-    let forgotten = ctx.synced.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
+    let (forgotten, managed) = {
+        let mut map = ctx.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        let forgotten = map.remove(&uid);
+        (forgotten, map.len())
+    };
+    ctx.metrics.set_managed_secrets(managed);
     if let Some(prev) = forgotten
         && let Ok(store) = ctx.stores.for_secret(&pss.spec.store_ref, &namespace).await
         && store.key == prev.store

@@ -246,17 +246,16 @@ impl StoreRegistry {
     }
 
     /// Signs every store's session out (shutdown).
-    pub async fn sign_out_all(&self) -> usize {
+    /// Closes every store's client at once (shutdown): syncs still running get up to `wait` to check their
+    /// requests in; then each session is signed out. Returns how many sessions were signed out.
+    pub async fn sign_out_all(&self, wait: Duration) -> usize {
         let handles: Vec<Arc<StoreHandle>> =
             self.entries.lock().unwrap_or_else(PoisonError::into_inner).drain().map(|(_, h)| h).collect();
-        let mut signed_out = 0;
-        for handle in handles {
+        let closed = handles.iter().map(|handle| {
             handle.changes.stop();
-            if handle.client.close().await {
-                signed_out += 1;
-            }
-        }
-        signed_out
+            handle.client.close(wait)
+        });
+        futures::future::join_all(closed).await.into_iter().filter(|signed_out| *signed_out).count()
     }
 
     /// Store lookups are answered from watch caches; before their first listing completes an absent store
@@ -453,10 +452,14 @@ fn secret_text(
 }
 
 /// A replaced client: stop its change tracker and sign its session out in the background.
+/// How long a replaced client waits for the syncs still using it: longer than any one sync's calls take.
+const RETIRE_WAIT: Duration = Duration::from_secs(300);
+
 fn retire(old: Arc<StoreHandle>) {
     old.changes.stop();
+    // Syncs still using the old client finish (and check in) before it signs out.
     tokio::spawn(async move {
-        old.client.close().await;
+        old.client.close(RETIRE_WAIT).await;
     });
 }
 

@@ -27,6 +27,16 @@ pub(crate) struct Inner {
     pub leases: Leases,
     pub page_size: u32,
     pub base_url: Url,
+    /// Distinguishes this client's request IDs from another server's in [`CallObserver`] reports.
+    pub id: u64,
+    /// Every request cycle holds this shared; `close` takes it exclusively, so it waits for the cycles in
+    /// flight (and their check-ins) before signing out.
+    pub cycles: tokio::sync::RwLock<()>,
+    /// Set by `close`: no new request cycle starts.
+    pub closing: std::sync::atomic::AtomicBool,
+    /// Requests opened and not yet checked in (deliberately held ones excepted): `close` checks in what is
+    /// left, e.g. after a failed check-in.
+    pub open: std::sync::Mutex<std::collections::BTreeSet<i64>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -34,6 +44,8 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client").field("base_url", &self.inner.base_url.as_str()).finish_non_exhaustive()
     }
 }
+
+static NEXT_CLIENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self> {
@@ -52,6 +64,10 @@ impl Client {
                 leases: Leases::default(),
                 page_size: config.page_size.max(1),
                 base_url: config.base_url,
+                id: NEXT_CLIENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                cycles: tokio::sync::RwLock::new(()),
+                closing: std::sync::atomic::AtomicBool::new(false),
+                open: std::sync::Mutex::default(),
             }),
         })
     }
@@ -71,10 +87,27 @@ impl Client {
         self.inner.sessions.sign_out(&self.inner.transport).await
     }
 
-    /// Ends the session and closes the client (all clones): later calls fail with a retryable `Aborted`
-    /// error instead of signing in again. Returns whether a session was signed out.
-    pub async fn close(&self) -> bool {
-        self.inner.sessions.close(&self.inner.transport).await
+    /// Closes the client (all clones): no new request cycle starts; the ones in flight get up to `wait` to
+    /// finish and check in; requests still open after that are checked in here; then the session ends and
+    /// later calls fail with a retryable `Aborted` error instead of signing in again (a caller still holding
+    /// a replaced client must not open a session that no one signs out). Returns whether a session was
+    /// signed out.
+    pub async fn close(&self, wait: std::time::Duration) -> bool {
+        let inner = &self.inner;
+        inner.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        let drained = tokio::time::timeout(wait, inner.cycles.write()).await;
+        if drained.is_err() {
+            tracing::warn!(wait_s = wait.as_secs(), "request cycles still running at close; checking in what is open");
+        }
+        let left: Vec<i64> = std::mem::take(&mut *inner.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .into_iter()
+            .collect();
+        for request_id in left {
+            if let Err(e) = self.check_in(request_id, "passwordsafe-operator stopping").await {
+                tracing::warn!(request_id, error = %e, "check-in at close failed; the request stays open until it expires");
+            }
+        }
+        inner.sessions.close(&inner.transport).await
     }
 
     /// Sign-ins performed so far by this client (all clones).

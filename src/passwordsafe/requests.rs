@@ -138,14 +138,19 @@ impl Client {
     pub(crate) async fn check_in(&self, request_id: i64, reason: &str) -> Result<()> {
         let call = Call::new("PUT Requests/Checkin", Method::PUT, format!("Requests/{request_id}/Checkin"))
             .json(json!({ "Reason": reason }));
-        match self.send(call).await {
+        let result = match self.send(call).await {
             Ok(_) => Ok(()),
             Err(e) if e.status() == Some(404) => {
                 tracing::debug!(request_id, "request already released or expired");
                 Ok(())
             }
             Err(e) => Err(e),
+        };
+        if result.is_ok() {
+            self.inner.open.lock().unwrap_or_else(PoisonError::into_inner).remove(&request_id);
+            self.inner.transport.observer.on_request_closed(self.inner.id, request_id);
         }
+        result
     }
 
     /// Gives the account's lease back and checks in what the lease says is due. Returns false when a due
@@ -157,6 +162,10 @@ impl Client {
         options: &RequestOptions,
     ) -> bool {
         let due = self.inner.leases.release(account, request.filter(|_| !options.hold_until_expiry));
+        if let Some(held) = request.filter(|_| options.hold_until_expiry) {
+            // Held on purpose until it expires: not ours to check in at close.
+            self.inner.open.lock().unwrap_or_else(PoisonError::into_inner).remove(&held);
+        }
         let mut all_ok = true;
         for request_id in due {
             if let Err(e) = self.check_in(request_id, &options.reason).await {

@@ -18,7 +18,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::client::Client;
 use super::config::RequestOptions;
 use super::credentials::CredentialType;
-use super::error::{Error, Result};
+use super::error::{Error, ErrorKind, Result};
 use super::models::{ManagedAccount, RotationInfo};
 use super::requests::{AccountKey, RequestTarget};
 use super::secret::SecretString;
@@ -250,10 +250,20 @@ impl Client {
         R: Fn(i64, CredentialType) -> F,
         F: Future<Output = Result<SecretString>>,
     {
+        let _cycle = self.inner.cycles.read().await;
+        if self.inner.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::new(
+                "request",
+                ErrorKind::Aborted("client closing: its store changed or the operator is stopping".into()),
+            ));
+        }
         self.inner.leases.acquire(account);
         let opened = self.create_request(target, account, duration, options).await;
         let mut outcome = opened.as_ref().map(|_| ()).map_err(Error::clone);
         if let Ok(request_id) = opened {
+            let expires_in = std::time::Duration::from_secs(u64::from(duration) * 60);
+            self.inner.transport.observer.on_request_opened(self.inner.id, request_id, expires_in);
+            self.inner.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(request_id);
             credential.release.request_id = Some(request_id);
             for kind in kinds.types() {
                 match read(request_id, kind).await {

@@ -21,6 +21,11 @@ use super::tls;
 pub trait CallObserver: Send + Sync + 'static {
     fn on_call(&self, _endpoint: &'static str, _status: Option<u16>, _elapsed: Duration) {}
     fn on_sign_in(&self) {}
+    /// A request (`POST Requests` / `POST Aliases/{id}/Requests`) was opened or joined; it expires on the
+    /// server after `expires_in` unless checked in first. `client` tells clients (servers) apart.
+    fn on_request_opened(&self, _client: u64, _request_id: i64, _expires_in: Duration) {}
+    /// The request was checked in (or found already gone).
+    fn on_request_closed(&self, _client: u64, _request_id: i64) {}
 }
 
 /// The default observer: does nothing.

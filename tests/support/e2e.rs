@@ -259,6 +259,8 @@ impl Operator {
             .args(["run", "--namespace", namespace, "--operator-namespace", namespace, "--log-level", "trace"])
             .arg("--kubeconfig")
             .arg(kubeconfig)
+            // Free ports: several operators run at once.
+            .args(["--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "trace,kube=debug,hyper=info,h2=info,rustls=info,tower=info")
             .stdout(Stdio::null())
@@ -286,6 +288,20 @@ impl Operator {
 }
 
 impl Operator {
+    /// `GET` one of the operator's HTTP endpoints (`/metrics`, `/healthz`, `/readyz`): status and body.
+    /// The addresses come from its start-up log line.
+    pub async fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let field = if path == "/metrics" { "metrics_at=" } else { "health_at=" };
+        let logs = self.logs();
+        let addr = logs
+            .lines()
+            .find_map(|l| l.split(field).nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .context("the operator has not logged its HTTP addresses yet")?;
+        let response = reqwest::get(format!("http://{addr}{path}")).await?;
+        Ok((response.status().as_u16(), response.text().await?))
+    }
+
     /// SIGKILL: no shutdown path runs.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

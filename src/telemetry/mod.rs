@@ -1,4 +1,8 @@
-//! Logging setup: one call at start-up. `RUST_LOG` (or `--log-level`) filters; text or JSON lines on stderr.
+//! What the operator tells its operators: logs (set up here, once at start-up: `RUST_LOG` or `--log-level`
+//! filters; text or JSON lines on stderr), [`metrics`], and the HTTP endpoints that serve them ([`server`]).
+
+pub mod metrics;
+pub mod server;
 
 use tracing_subscriber::EnvFilter;
 
