@@ -10,14 +10,11 @@
 //!   (SubjectAccessReviews against the real authorizer), and `helm uninstall` removes them;
 //! - stores built from values pass the CRDs' schema and CEL rules on the API server.
 
-#[path = "support/helm.rs"]
-mod helm_support;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use helm_support::{CHART, all_of, documents, find, helm, id, ids, read, try_find};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
@@ -25,6 +22,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::{Value, json};
 use support::e2e::{self, eventually};
+use support::helm::{CHART, all_of, documents, find, helm, id, ids, read, try_find};
 
 const NAMESPACE: &str = "passwordsafe-system";
 const FULLNAME: &str = "passwordsafe-operator";

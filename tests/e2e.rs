@@ -486,24 +486,23 @@ async fn invalid_manifests_are_rejected_by_the_api_server_naming_the_field() {
     cluster.delete_namespace(&ns).await;
 }
 
+/// One line per rule: API groups, resources, verbs.
+fn rule_lines(rules: Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>) -> Vec<String> {
+    let line = |r: &k8s_openapi::api::rbac::v1::PolicyRule| {
+        format!(
+            "{:?} {:?} {:?}",
+            r.api_groups.clone().unwrap_or_default(),
+            r.resources.clone().unwrap_or_default(),
+            r.verbs
+        )
+    };
+    rules.unwrap_or_default().iter().map(line).collect()
+}
+
 #[test]
 fn the_shipped_rbac_is_exactly_this() {
-    let role = e2e::shipped_cluster_role().unwrap();
-    let rules: Vec<String> = role
-        .rules
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{:?} {:?} {:?}",
-                r.api_groups.clone().unwrap_or_default(),
-                r.resources.clone().unwrap_or_default(),
-                r.verbs
-            )
-        })
-        .collect();
     assert_eq!(
-        rules,
+        rule_lines(e2e::shipped_cluster_role().unwrap().rules),
         [
             r#"["passwordsafe.dev"] ["passwordsafesecrets", "passwordsafestores", "clusterpasswordsafestores"] ["get", "list", "watch", "patch"]"#,
             r#"["passwordsafe.dev"] ["passwordsafesecrets/status", "passwordsafestores/status", "clusterpasswordsafestores/status"] ["get", "patch"]"#,
@@ -514,19 +513,8 @@ fn the_shipped_rbac_is_exactly_this() {
         ],
         "a change to the operator's permissions must be reviewed: update this test with it"
     );
-    let lease_rules: Vec<String> = e2e::shipped_role()
-        .unwrap()
-        .rules
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{:?} {:?} {:?}",
-                r.api_groups.clone().unwrap_or_default(),
-                r.resources.clone().unwrap_or_default(),
-                r.verbs
-            )
-        })
-        .collect();
-    assert_eq!(lease_rules, [r#"["coordination.k8s.io"] ["leases"] ["get", "create", "update"]"#]);
+    assert_eq!(
+        rule_lines(e2e::shipped_role().unwrap().rules),
+        [r#"["coordination.k8s.io"] ["leases"] ["get", "create", "update"]"#]
+    );
 }

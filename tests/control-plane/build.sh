@@ -10,31 +10,8 @@
 # Progress goes to stderr; the binary's path is the last (and only) line on stdout.
 # Uses the normal Go module cache and build cache, so rebuilds are fast.
 set -euo pipefail
-
-src_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-target_dir="${CARGO_TARGET_DIR:-$HOME/.cache/passwordsafe-operator/target}"
-out_dir="$target_dir/control-plane"
-
-if ! command -v go >/dev/null 2>&1; then
-	echo "build.sh: 'go' not found in PATH (Go >= 1.26 is needed)" >&2
-	exit 1
-fi
-mkdir -p "$out_dir"
-out_dir="$(cd "$out_dir" && pwd)" # a relative CARGO_TARGET_DIR is relative to the caller's directory
-bin="$out_dir/control-plane"
-stamp="$out_dir/control-plane.sources.sha256"
-
-cd "$src_dir"
-hash="$({
-	go version
-	LC_ALL=C ls go.mod go.sum build.sh *.go | LC_ALL=C sort | xargs sha256sum
-} | sha256sum | cut -d' ' -f1)"
-
-if [[ -x "$bin" && -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
-	echo "control-plane: up to date" >&2
-	echo "$bin"
-	exit 0
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../go-build.sh"
+go_build_prepare control-plane
 
 # Stamp the Kubernetes version the module pins into the binary, as Kubernetes'
 # own build does, so /version reports it instead of v0.0.0-master.
@@ -53,12 +30,4 @@ done
 
 echo "control-plane: building Kubernetes $k8s_version components into $bin" >&2
 echo "control-plane: (the first build downloads the modules and compiles for several minutes; later builds reuse the Go caches)" >&2
-tmp="$bin.tmp.$$"
-trap 'rm -f "$tmp"' EXIT
-start=$SECONDS
-# go build -v lists each package as it is compiled (on stderr).
-nice -n 10 go build -v -trimpath -buildvcs=false -ldflags "$ldflags" -o "$tmp" .
-mv -f "$tmp" "$bin"
-echo "$hash" >"$stamp"
-echo "control-plane: built in $((SECONDS - start))s" >&2
-echo "$bin"
+go_build . "$ldflags"

@@ -11,31 +11,8 @@
 # Progress goes to stderr; the binary's path is the last (and only) line on stdout.
 # Uses the normal Go module cache and build cache, so rebuilds are fast.
 set -euo pipefail
-
-src_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-target_dir="${CARGO_TARGET_DIR:-$HOME/.cache/passwordsafe-operator/target}"
-out_dir="$target_dir/helm"
-
-if ! command -v go >/dev/null 2>&1; then
-	echo "build.sh: 'go' not found in PATH (Go >= 1.26 is needed)" >&2
-	exit 1
-fi
-mkdir -p "$out_dir"
-out_dir="$(cd "$out_dir" && pwd)" # a relative CARGO_TARGET_DIR is relative to the caller's directory
-bin="$out_dir/helm"
-stamp="$out_dir/helm.sources.sha256"
-
-cd "$src_dir"
-hash="$({
-	go version
-	LC_ALL=C ls go.mod go.sum build.sh *.go | LC_ALL=C sort | xargs sha256sum
-} | sha256sum | cut -d' ' -f1)"
-
-if [[ -x "$bin" && -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
-	echo "helm: up to date" >&2
-	echo "$bin"
-	exit 0
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../go-build.sh"
+go_build_prepare helm
 
 # The same -X flags as Helm's own Makefile: the release version (otherwise `helm version` says only "v3.22"),
 # and the Kubernetes version of the client-go it is built with (helm's Makefile: client-go v0.X.Y means
@@ -58,14 +35,7 @@ done
 
 echo "helm: building helm $helm_version (Kubernetes 1.$k8s_minor client libraries) into $bin" >&2
 echo "helm: (the first build downloads the modules and compiles for a few minutes; later builds reuse the Go caches)" >&2
-tmp="$bin.tmp.$$"
-trap 'rm -f "$tmp"' EXIT
-start=$SECONDS
-# CGO_ENABLED=0 as in Helm's Makefile: a static binary, no C toolchain needed. go build -v lists each package as
-# it is compiled (on stderr). The package is named by import path, so the version comes from this module's
-# go.mod and go.sum (default -mod=readonly: a mismatch fails instead of editing them).
-CGO_ENABLED=0 nice -n 10 go build -v -trimpath -buildvcs=false -ldflags "$ldflags" -o "$tmp" helm.sh/helm/v3/cmd/helm
-mv -f "$tmp" "$bin"
-echo "$hash" >"$stamp"
-echo "helm: built in $((SECONDS - start))s" >&2
-echo "$bin"
+# CGO_ENABLED=0 as in Helm's Makefile: a static binary, no C toolchain needed. The package is named by import
+# path, so the version comes from this module's go.mod and go.sum (default -mod=readonly: a mismatch fails
+# instead of editing them).
+CGO_ENABLED=0 go_build helm.sh/helm/v3/cmd/helm "$ldflags"

@@ -59,17 +59,7 @@ impl Cluster {
     }
 
     fn bundled() -> anyhow::Result<Self> {
-        let root = repo_root();
-        let build = Command::new("bash")
-            .arg(root.join("tests/control-plane/build.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running tests/control-plane/build.sh (needs Go and the Go module proxy)")?;
-        if !build.status.success() {
-            bail!("tests/control-plane/build.sh failed");
-        }
-        let binary =
-            String::from_utf8(build.stdout)?.lines().last().context("build.sh printed no path")?.trim().to_owned();
+        let binary = build_go_tool("tests/control-plane/build.sh")?;
         let dir = tempdir::Dir::new("pso-e2e")?;
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(&binary)
@@ -82,7 +72,7 @@ impl Cluster {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {binary}"))?;
+            .with_context(|| format!("starting {}", binary.display()))?;
         let stdin = child.stdin.take().context("stdin")?;
         let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
         let ready = lines.next().context("control plane exited before it was ready")??;
@@ -232,6 +222,21 @@ fn server_and_ca(kubeconfig: &Path) -> anyhow::Result<(String, String)> {
     let server = cluster["server"].as_str().context("server")?.to_owned();
     let ca = cluster["certificate-authority-data"].as_str().context("certificate-authority-data")?.to_owned();
     Ok((server, ca))
+}
+
+/// Runs one of the Go build scripts (`tests/control-plane/build.sh`, `tests/helm/build.sh`; see
+/// `tests/go-build.sh`) and returns the binary it built or found up to date. Its progress shows on stderr.
+pub fn build_go_tool(script: &str) -> anyhow::Result<PathBuf> {
+    let build = Command::new("bash")
+        .arg(repo_root().join(script))
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {script} (needs Go and the Go module proxy)"))?;
+    if !build.status.success() {
+        bail!("{script} failed");
+    }
+    let stdout = String::from_utf8(build.stdout)?;
+    Ok(PathBuf::from(stdout.lines().last().with_context(|| format!("{script} printed no path"))?.trim()))
 }
 
 pub fn repo_root() -> PathBuf {

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+
+use super::e2e::{build_go_tool, repo_root};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -29,17 +31,7 @@ pub fn helm() -> &'static Helm {
 
 impl Helm {
     fn build() -> anyhow::Result<Self> {
-        let script = repo_root().join("tests/helm/build.sh");
-        let build = Command::new("bash")
-            .arg(&script)
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running tests/helm/build.sh (needs Go and the Go module proxy)")?;
-        if !build.status.success() {
-            bail!("tests/helm/build.sh failed");
-        }
-        let bin =
-            PathBuf::from(String::from_utf8(build.stdout)?.lines().last().context("build.sh printed no path")?.trim());
+        let bin = build_go_tool("tests/helm/build.sh")?;
         // Next to the binary, i.e. in the build output: kept between runs, never in the clone or in ~/.config.
         let home = bin.parent().context("helm binary has no directory")?.join("home");
         Ok(Self { bin, home })
@@ -123,10 +115,6 @@ pub fn id(object: &Value) -> String {
         Some(ns) => format!("{} {ns}/{}", object["kind"].as_str().unwrap_or("?"), meta["name"].as_str().unwrap_or("?")),
         None => format!("{} {}", object["kind"].as_str().unwrap_or("?"), meta["name"].as_str().unwrap_or("?")),
     }
-}
-
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 pub fn read(relative: impl AsRef<Path>) -> String {

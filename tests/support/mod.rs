@@ -3,6 +3,7 @@
 
 pub mod e2e;
 pub mod fault_proxy;
+pub mod helm;
 pub mod kube_mock;
 
 use std::sync::{Arc, Mutex};
