@@ -220,6 +220,24 @@ async fn examples_sync_into_secrets_under_the_shipped_rbac() {
     let store = world.kubectl(&["get", "psstore", "passwordsafe", "-o", "jsonpath={.status.conditions[0].reason}"]);
     assert_eq!(store, "SignedIn");
 
+    let sign_ins = world.sim.handle().call_count("POST Auth/SignAppIn");
+    // `check --store` signs in with the store's own settings and Secrets, as the operator does. (Async: the
+    // simulator it talks to runs on this test's runtime.)
+    let check = tokio::process::Command::new(env!("CARGO_BIN_EXE_passwordsafe-operator"))
+        .args(["check", "--store", &format!("{}/passwordsafe", world.ns), "--kubeconfig"])
+        .arg(&world.cluster.kubeconfig)
+        .args(["--managed-account", "db01.example.test/readonly_user", "--secret", "prod/db/postgres-admin"])
+        .args(["--managed-account", "db01.example.test/no_such_user"])
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(!check.status.success(), "one item does not exist: {report}");
+    assert!(report.contains(&format!("ok    PasswordSafeStore {}/passwordsafe: http://", world.ns)), "{report}");
+    assert!(report.contains("ok    managed account db01.example.test/readonly_user: password ("), "{report}");
+    assert!(report.contains("ok    secret prod/db/postgres-admin: credential secret"), "{report}");
+    assert!(report.contains("FAIL  managed account db01.example.test/no_such_user"), "{report}");
+
     // What Prometheus scrapes: counts by endpoint and result, no object names, nothing secret.
     let (status, metrics) = world.operator.http_get("/metrics").await.unwrap();
     assert_eq!(status, 200);
@@ -234,7 +252,6 @@ async fn examples_sync_into_secrets_under_the_shipped_rbac() {
     ] {
         assert!(metrics.contains(line), "{line} missing from /metrics:\n{metrics}");
     }
-    let sign_ins = world.sim.handle().call_count("POST Auth/SignAppIn");
     assert!(metrics.contains(&format!("passwordsafe_operator_passwordsafe_sign_ins_total {sign_ins}\n")), "{metrics}");
     assert!(!metrics.contains("db01-readonly") && !metrics.contains(&world.ns), "no per-object labels");
     assert_eq!(world.operator.http_get("/readyz").await.unwrap(), (200, "ready\n".to_owned()));
@@ -243,6 +260,7 @@ async fn examples_sync_into_secrets_under_the_shipped_rbac() {
     // Nothing secret in the operator's TRACE logs, in events, in status or in the metrics.
     let mut visible = world.operator.logs();
     visible.push_str(&metrics);
+    visible.push_str(&report);
     visible.push_str(&world.kubectl(&["get", "events", "-o", "json"]));
     visible.push_str(&world.kubectl(&["get", "pss", "-o", "json"]));
     let handle = world.sim.handle();

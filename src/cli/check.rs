@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
+use kube::Api;
+
+use crate::api::{ClusterPasswordSafeStore, PasswordSafeStore, StoreKind};
+use crate::controller::{StoreKey, client_config};
 use crate::passwordsafe::{
     AccountCredential, Auth, Client, ClientConfig, ClientIdentity, CredentialKinds, CredentialType, Error, FolderPath,
     RequestOptions, SecretString, SecretsSafeSecret, TlsConfig,
@@ -14,9 +18,19 @@ use crate::passwordsafe::{
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
+    /// Use the settings of this PasswordSafeStore (NAMESPACE/NAME) from the cluster, its credentials read from
+    /// their Secrets, exactly as the operator would (instead of --url and the credential flags).
+    #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with_all = ["url", "cluster_store"])]
+    pub store: Option<String>,
+    /// Use the settings of this ClusterPasswordSafeStore from the cluster.
+    #[arg(long, value_name = "NAME", conflicts_with = "url")]
+    pub cluster_store: Option<String>,
+    /// Kubeconfig for --store/--cluster-store (default: in-cluster config, then KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
     /// API base URL, e.g. https://ps.example.com/BeyondTrust/api/public/v3
-    #[arg(long, env = "PS_API_URL")]
-    pub url: String,
+    #[arg(long, env = "PS_API_URL", required_unless_present_any = ["store", "cluster_store"])]
+    pub url: Option<String>,
     /// API key (prefer PS_API_KEY or --api-key-file so it stays out of shell history).
     #[arg(long, env = "PS_API_KEY", hide_env_values = true, conflicts_with = "api_key_file")]
     pub api_key: Option<String>,
@@ -65,7 +79,11 @@ pub struct CheckArgs {
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
-    let client = Client::new(config(&args)?).context("cannot build the Password Safe client")?;
+    let config = match store_key(&args)? {
+        Some(key) => store_config(&args, &key).await?,
+        None => config(&args)?,
+    };
+    let client = Client::new(config).context("cannot build the Password Safe client")?;
     let mut failures = 0usize;
     match client.sign_in().await {
         Ok(user) => println!("ok    sign-in: signed in as {}", user.user_name.as_deref().unwrap_or("(unnamed user)")),
@@ -173,6 +191,32 @@ fn describe_secret(s: &SecretsSafeSecret) -> String {
     )
 }
 
+/// The store named by --store or --cluster-store, if any.
+fn store_key(args: &CheckArgs) -> anyhow::Result<Option<StoreKey>> {
+    if let Some(name) = &args.cluster_store {
+        return Ok(Some(StoreKey { kind: StoreKind::ClusterPasswordSafeStore, namespace: None, name: name.clone() }));
+    }
+    let Some(item) = &args.store else { return Ok(None) };
+    let Some((namespace, name)) = item.split_once('/') else { bail!("--store {item:?}: expected NAMESPACE/NAME") };
+    Ok(Some(StoreKey { kind: StoreKind::PasswordSafeStore, namespace: Some(namespace.into()), name: name.into() }))
+}
+
+/// The client settings of a store object, read from the cluster like the operator reads them.
+async fn store_config(args: &CheckArgs, key: &StoreKey) -> anyhow::Result<ClientConfig> {
+    let kube = super::kube_client(args.kubeconfig.as_deref()).await?;
+    let settings = match &key.namespace {
+        Some(ns) => {
+            Api::<PasswordSafeStore>::namespaced(kube.clone(), ns).get(&key.name).await.map(|s| s.spec.settings)
+        }
+        None => Api::<ClusterPasswordSafeStore>::all(kube.clone()).get(&key.name).await.map(|s| s.spec.settings),
+    }
+    .with_context(|| format!("cannot read {key}"))?;
+    let config = client_config(&kube, key, &settings).await?;
+    let auth = if settings.auth.oauth.is_some() { "OAuth client credentials" } else { "API key" };
+    println!("ok    {key}: {} with {auth}, credentials read from their Secrets", settings.url);
+    Ok(config)
+}
+
 fn config(args: &CheckArgs) -> anyhow::Result<ClientConfig> {
     let auth = match (&args.client_id, &args.api_key, &args.api_key_file) {
         (Some(id), None, None) => Auth::OAuth {
@@ -200,7 +244,7 @@ fn config(args: &CheckArgs) -> anyhow::Result<ClientConfig> {
             "give either an API key (--api-key, --api-key-file or PS_API_KEY) or an OAuth client (--client-id and --client-secret)"
         ),
     };
-    let mut config = ClientConfig::new(&args.url, auth)?;
+    let mut config = ClientConfig::new(args.url.as_deref().unwrap_or_default(), auth)?;
     let identity = match (&args.client_cert, &args.client_key) {
         (Some(cert), Some(key)) => {
             Some(ClientIdentity { cert_pem: read(cert)?, key_pem: SecretString::new(read(key)?) })

@@ -217,7 +217,7 @@ fn default_identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-async fn kube_client(path: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+pub(crate) async fn kube_client(path: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
     let config = match path {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)?;

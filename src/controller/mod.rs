@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio_stream_shim::UnboundedReceiverStream;
 
 pub use reconcile::{Context, FINALIZER};
-pub use stores::{StoreKey, StoreRegistry, selector_matches};
+pub use stores::{StoreKey, StoreRegistry, client_config, selector_matches};
 
 use crate::api::{ClusterPasswordSafeStore, PasswordSafeSecret, PasswordSafeStore, StoreKind};
 use crate::passwordsafe::SecretBytes;

@@ -339,44 +339,8 @@ impl StoreRegistry {
         uid: String,
         generation: Option<i64>,
     ) -> Result<StoreHandle, StoreError> {
+        let config = client_config(&self.kube, key, settings).await?;
         let invalid = |message: String| StoreError::Invalid { store: key.clone(), message };
-        let own_ns = key.namespace.as_deref();
-        let auth = match &settings.auth {
-            StoreAuth { api_key: Some(a), oauth: None } => Auth::ApiKey {
-                key: SecretString::new(self.secret_value(key, &a.secret_ref, own_ns).await?),
-                run_as: a.run_as.clone(),
-                password: match &a.password_secret_ref {
-                    Some(r) => Some(SecretString::new(self.secret_value(key, r, own_ns).await?)),
-                    None => None,
-                },
-            },
-            StoreAuth { api_key: None, oauth: Some(o) } => Auth::OAuth {
-                client_id: self.secret_value(key, &o.client_id_secret_ref, own_ns).await?.trim().to_owned(),
-                client_secret: SecretString::new(self.secret_value(key, &o.client_secret_secret_ref, own_ns).await?),
-                run_as: o.run_as.clone(),
-            },
-            _ => return Err(invalid("set exactly one of auth.apiKey and auth.oauth".into())),
-        };
-        let mut config = ClientConfig::new(&settings.url, auth).map_err(|e| invalid(e.to_string()))?;
-        let tls = settings.tls.clone().unwrap_or_default();
-        let mut ca = tls.ca_bundle.clone();
-        if let Some(r) = &tls.ca_secret_ref {
-            let pem = self.secret_value(key, r, own_ns).await?;
-            ca = Some(ca.map_or(pem.clone(), |inline| format!("{inline}\n{pem}")));
-        }
-        let identity = match &tls.client_certificate_secret_ref {
-            Some(r) => Some(self.client_identity(key, r, own_ns).await?),
-            None => None,
-        };
-        config.tls = TlsConfig {
-            system_roots: true,
-            ca_bundle_pem: ca,
-            identity,
-            insecure_skip_verify: tls.insecure_skip_verify,
-        };
-        if let Some(n) = settings.max_concurrency {
-            config.max_concurrency = n as usize;
-        }
         let client = Client::with_observer(config, self.observer.clone()).map_err(|e| invalid(e.to_string()))?;
         let poll = settings
             .change_detection_interval
@@ -386,53 +350,98 @@ impl StoreRegistry {
             .map_err(|e| invalid(format!("changeDetectionInterval: {e}")))?
             .unwrap_or(self.default_poll_interval);
         tracing::info!(store = %key, "built Password Safe client for store");
+        let own_ns = key.namespace.as_deref();
         Ok(StoreHandle {
             key: key.clone(),
             changes: ChangeTracker::new(client.clone(), poll, self.trigger.clone()),
             client,
             request_defaults: settings.request_defaults.clone().unwrap_or_default(),
-            insecure: tls.insecure_skip_verify,
+            insecure: settings.tls.as_ref().is_some_and(|t| t.insecure_skip_verify),
             uid,
             generation,
             secrets: secret_refs(settings, own_ns),
         })
     }
+}
 
-    async fn secret_value(
-        &self,
-        store: &StoreKey,
-        r: &SecretKeyRef,
-        own_ns: Option<&str>,
-    ) -> Result<String, StoreError> {
-        let namespace = ref_namespace(store, r.namespace.as_deref(), own_ns)?;
-        let secret = self.read_secret(store, &namespace, &r.name).await?;
-        secret_text(store, &secret, &namespace, &r.name, &r.key)
+/// The client settings a store describes, with its credentials read from their Secrets (also what
+/// `passwordsafe-operator check --store` signs in with).
+pub async fn client_config(
+    kube: &kube::Client,
+    key: &StoreKey,
+    settings: &StoreSettings,
+) -> Result<ClientConfig, StoreError> {
+    let invalid = |message: String| StoreError::Invalid { store: key.clone(), message };
+    let own_ns = key.namespace.as_deref();
+    let auth = match &settings.auth {
+        StoreAuth { api_key: Some(a), oauth: None } => Auth::ApiKey {
+            key: SecretString::new(secret_value(kube, key, &a.secret_ref, own_ns).await?),
+            run_as: a.run_as.clone(),
+            password: match &a.password_secret_ref {
+                Some(r) => Some(SecretString::new(secret_value(kube, key, r, own_ns).await?)),
+                None => None,
+            },
+        },
+        StoreAuth { api_key: None, oauth: Some(o) } => Auth::OAuth {
+            client_id: secret_value(kube, key, &o.client_id_secret_ref, own_ns).await?.trim().to_owned(),
+            client_secret: SecretString::new(secret_value(kube, key, &o.client_secret_secret_ref, own_ns).await?),
+            run_as: o.run_as.clone(),
+        },
+        _ => return Err(invalid("set exactly one of auth.apiKey and auth.oauth".into())),
+    };
+    let mut config = ClientConfig::new(&settings.url, auth).map_err(|e| invalid(e.to_string()))?;
+    let tls = settings.tls.clone().unwrap_or_default();
+    let mut ca = tls.ca_bundle.clone();
+    if let Some(r) = &tls.ca_secret_ref {
+        let pem = secret_value(kube, key, r, own_ns).await?;
+        ca = Some(ca.map_or(pem.clone(), |inline| format!("{inline}\n{pem}")));
     }
+    let identity = match &tls.client_certificate_secret_ref {
+        Some(r) => Some(client_identity(kube, key, r, own_ns).await?),
+        None => None,
+    };
+    config.tls =
+        TlsConfig { system_roots: true, ca_bundle_pem: ca, identity, insecure_skip_verify: tls.insecure_skip_verify };
+    if let Some(n) = settings.max_concurrency {
+        config.max_concurrency = n as usize;
+    }
+    Ok(config)
+}
 
-    async fn client_identity(
-        &self,
-        store: &StoreKey,
-        r: &SecretRef,
-        own_ns: Option<&str>,
-    ) -> Result<ClientIdentity, StoreError> {
-        let namespace = ref_namespace(store, r.namespace.as_deref(), own_ns)?;
-        let secret = self.read_secret(store, &namespace, &r.name).await?;
-        Ok(ClientIdentity {
-            cert_pem: secret_text(store, &secret, &namespace, &r.name, "tls.crt")?,
-            key_pem: SecretString::new(secret_text(store, &secret, &namespace, &r.name, "tls.key")?),
+async fn secret_value(
+    kube: &kube::Client,
+    store: &StoreKey,
+    r: &SecretKeyRef,
+    own_ns: Option<&str>,
+) -> Result<String, StoreError> {
+    let namespace = ref_namespace(store, r.namespace.as_deref(), own_ns)?;
+    let secret = read_secret(kube, store, &namespace, &r.name).await?;
+    secret_text(store, &secret, &namespace, &r.name, &r.key)
+}
+
+async fn client_identity(
+    kube: &kube::Client,
+    store: &StoreKey,
+    r: &SecretRef,
+    own_ns: Option<&str>,
+) -> Result<ClientIdentity, StoreError> {
+    let namespace = ref_namespace(store, r.namespace.as_deref(), own_ns)?;
+    let secret = read_secret(kube, store, &namespace, &r.name).await?;
+    Ok(ClientIdentity {
+        cert_pem: secret_text(store, &secret, &namespace, &r.name, "tls.crt")?,
+        key_pem: SecretString::new(secret_text(store, &secret, &namespace, &r.name, "tls.key")?),
+    })
+}
+
+async fn read_secret(kube: &kube::Client, store: &StoreKey, namespace: &str, name: &str) -> Result<Secret, StoreError> {
+    Api::<Secret>::namespaced(kube.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|e| StoreError::Kube { store: store.clone(), message: e.to_string() })?
+        .ok_or_else(|| StoreError::Credentials {
+            store: store.clone(),
+            message: format!("Secret {namespace}/{name} not found"),
         })
-    }
-
-    async fn read_secret(&self, store: &StoreKey, namespace: &str, name: &str) -> Result<Secret, StoreError> {
-        Api::<Secret>::namespaced(self.kube.clone(), namespace)
-            .get_opt(name)
-            .await
-            .map_err(|e| StoreError::Kube { store: store.clone(), message: e.to_string() })?
-            .ok_or_else(|| StoreError::Credentials {
-                store: store.clone(),
-                message: format!("Secret {namespace}/{name} not found"),
-            })
-    }
 }
 
 /// One key of a Secret as text; a missing key or non-UTF-8 bytes are named (never shown).
@@ -451,10 +460,10 @@ fn secret_text(
     String::from_utf8(bytes.0.clone()).map_err(|_| missing("is not UTF-8 text"))
 }
 
-/// A replaced client: stop its change tracker and sign its session out in the background.
 /// How long a replaced client waits for the syncs still using it: longer than any one sync's calls take.
 const RETIRE_WAIT: Duration = Duration::from_secs(300);
 
+/// A replaced client: stop its change tracker and close it in the background.
 fn retire(old: Arc<StoreHandle>) {
     old.changes.stop();
     // Syncs still using the old client finish (and check in) before it signs out.
