@@ -1,13 +1,14 @@
 //! Change detection for one store: what Password Safe currently says about every source in use.
 //!
 //! A background poller re-reads, once per interval, the bulk listings that cover every source at once
-//! (`GET ManagedAccounts` paged, `GET Aliases`, one `GET Secrets-Safe/Secrets` per folder in use) and asks
+//! (`GET ManagedAccounts` paged, `GET Aliases`, one `GET Secrets-Safe/Secrets` per folder in use, or one
+//! paged listing of every secret when that takes fewer calls) and asks
 //! the controller to reconcile the resources whose sources moved. A reconcile that needs fresher facts than
 //! the last poll (an announced NextChangeDate has just passed) looks the one source up directly. So steady
 //! state costs a few calls per store per interval, however many resources there are.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -49,10 +50,11 @@ struct Snapshot {
     folders: HashMap<FolderKey, (Timestamp, Vec<SecretSummary>)>,
 }
 
-/// Who reads which source, and what each of them last synced from it.
+/// Who reads which source, and what each of them last synced from it. Kept small: one entry per resource and
+/// source, for every resource of the store (a source usually has one reader, so a list, not a map).
 #[derive(Default)]
 struct Dependents {
-    by_source: HashMap<Source, HashMap<ObjectRef<PasswordSafeSecret>, SourceInfo>>,
+    by_source: HashMap<Source, Vec<(ObjectRef<PasswordSafeSecret>, SourceInfo)>>,
     by_object: HashMap<ObjectRef<PasswordSafeSecret>, Vec<Source>>,
 }
 
@@ -62,7 +64,15 @@ pub struct ChangeTracker {
     snapshot: Mutex<Snapshot>,
     dependents: Mutex<Dependents>,
     stopped: AtomicBool,
+    /// Pages the last listing of every secret took (0: not tried; `usize::MAX`: unusable).
+    all_secrets_pages: AtomicUsize,
+    /// Held while the managed-account listing is read, so concurrent callers share one listing.
+    accounts_listing: tokio::sync::Mutex<()>,
 }
+
+/// Registered sources from which, with no recent poll, one managed-account listing is cheaper than a look-up
+/// per resource (a listing takes one call per 1000 accounts).
+const LIST_INSTEAD_OF_LOOKUPS: usize = 64;
 
 impl ChangeTracker {
     /// A tracker whose poller sends the resources to reconcile into `trigger` (when given).
@@ -77,6 +87,8 @@ impl ChangeTracker {
             snapshot: Mutex::default(),
             dependents: Mutex::default(),
             stopped: AtomicBool::new(false),
+            all_secrets_pages: AtomicUsize::new(0),
+            accounts_listing: tokio::sync::Mutex::new(()),
         });
         if let Some(trigger) = trigger {
             let weak = Arc::downgrade(&tracker);
@@ -116,12 +128,15 @@ impl ChangeTracker {
 
     /// Records which sources a resource reads and what it last synced from each: the poller asks for a
     /// reconcile whenever Password Safe says otherwise.
-    pub fn register(&self, object: ObjectRef<PasswordSafeSecret>, sources: Vec<(Source, SourceInfo)>) {
+    pub fn register(&self, mut object: ObjectRef<PasswordSafeSecret>, sources: Vec<(Source, SourceInfo)>) {
+        // Name and namespace identify the resource (ObjectRef equality ignores the rest).
+        object.extra = Default::default();
         let mut deps = self.dependents.lock().unwrap_or_else(PoisonError::into_inner);
         remove_object(&mut deps, &object);
         let names = sources.iter().map(|(s, _)| s.clone()).collect();
         for (source, synced) in sources {
-            deps.by_source.entry(source).or_default().insert(object.clone(), synced);
+            let readers = deps.by_source.entry(source).or_insert_with(|| Vec::with_capacity(1));
+            readers.push((object.clone(), synced));
         }
         deps.by_object.insert(object, names);
     }
@@ -138,6 +153,15 @@ impl ChangeTracker {
         }
         match source {
             Source::ManagedAccount { system, account } => {
+                // No poll yet (a new store client: start-up, restart, a changed store) while many resources
+                // are registered: one listing serves them all, where a look-up each would cost one call per
+                // resource.
+                if !self.accounts_polled_lately() && self.sources() >= LIST_INSTEAD_OF_LOOKUPS {
+                    self.list_accounts(Some(fresh_after)).await;
+                    if let Some(info) = self.polled_info(source, fresh_after) {
+                        return Ok(info);
+                    }
+                }
                 let found = self.client.find_managed_account(system, account).await?;
                 Ok(SourceInfo { rotation: Some(found.rotation()), ..Default::default() })
             }
@@ -205,18 +229,7 @@ impl ChangeTracker {
     async fn refresh(&self, sources: &[Source]) {
         let now = Timestamp::now();
         if sources.iter().any(|s| matches!(s, Source::ManagedAccount { .. })) {
-            match self.client.list_managed_accounts().await {
-                Ok(list) => {
-                    let accounts = list
-                        .iter()
-                        .map(|a| ((a.system_name.to_lowercase(), a.account_name.to_lowercase()), a.rotation()))
-                        .collect();
-                    let mut snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
-                    snap.accounts = accounts;
-                    snap.accounts_at = Some(now);
-                }
-                Err(e) => tracing::warn!(error = %e, "change detection: managed account listing failed"),
-            }
+            self.list_accounts(None).await;
         }
         if sources.iter().any(|s| matches!(s, Source::Alias { .. })) {
             match self.client.list_aliases().await {
@@ -238,6 +251,9 @@ impl ChangeTracker {
                 _ => None,
             })
             .collect();
+        if self.listed_all_secrets(&folders, now).await {
+            return;
+        }
         for (folder, separator) in folders {
             match self.client.list_secrets(&FolderPath::with_separator(&folder, &separator)).await {
                 Ok(summaries) => {
@@ -253,11 +269,81 @@ impl ChangeTracker {
     }
 }
 
+impl ChangeTracker {
+    /// Re-reads the managed-account listing, one caller at a time; with `unless_since`, not when a listing
+    /// started at or after that time is already in the snapshot (another caller just read it).
+    async fn list_accounts(&self, unless_since: Option<Timestamp>) {
+        let _listing = self.accounts_listing.lock().await;
+        let listed_at = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner).accounts_at;
+        if unless_since.is_some_and(|since| listed_at.is_some_and(|at| at >= since)) {
+            return;
+        }
+        let now = Timestamp::now();
+        match self.client.list_managed_accounts().await {
+            Ok(list) => {
+                let accounts = list
+                    .iter()
+                    .map(|a| ((a.system_name.to_lowercase(), a.account_name.to_lowercase()), a.rotation()))
+                    .collect();
+                let mut snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+                snap.accounts = accounts;
+                snap.accounts_at = Some(now);
+            }
+            Err(e) => tracing::warn!(error = %e, "change detection: managed account listing failed"),
+        }
+    }
+
+    /// Whether the account snapshot comes from a listing of the last two intervals (the poller is running).
+    fn accounts_polled_lately(&self) -> bool {
+        let interval = jiff::SignedDuration::try_from(self.interval).unwrap_or_default() * 2;
+        let listed_at = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner).accounts_at;
+        listed_at.is_some_and(|at| at >= Timestamp::now() - interval)
+    }
+
+    /// Sources registered by resources.
+    fn sources(&self) -> usize {
+        self.dependents.lock().unwrap_or_else(PoisonError::into_inner).by_source.len()
+    }
+
+    /// Refreshes the snapshots of `folders` from one listing of every secret, when that takes fewer calls than
+    /// one listing per folder (it did last time, or has not been tried). Returns whether it did.
+    async fn listed_all_secrets(&self, folders: &HashSet<FolderKey>, now: Timestamp) -> bool {
+        let pages = self.all_secrets_pages.load(Ordering::Relaxed);
+        if folders.len() < 2 || pages == usize::MAX || (pages != 0 && pages >= folders.len()) {
+            return false;
+        }
+        let all = match self.client.list_all_secrets().await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::debug!(error = %e, "change detection: listing every secret failed; listing by folder");
+                return false;
+            }
+        };
+        let page_size = self.client.page_size().max(1) as usize;
+        // A server that leaves out the folder paths cannot be sorted by folder: list by folder from now on.
+        let pages = if all.iter().any(|s| s.folder_key().is_empty()) { usize::MAX } else { all.len() / page_size + 1 };
+        self.all_secrets_pages.store(pages, Ordering::Relaxed);
+        if pages == usize::MAX {
+            return false;
+        }
+        let mut by_folder: HashMap<String, Vec<SecretSummary>> = HashMap::new();
+        for summary in all {
+            by_folder.entry(summary.folder_key()).or_default().push(summary);
+        }
+        let mut snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        for (folder, separator) in folders {
+            let summaries = by_folder.get(&FolderPath::with_separator(folder, separator).key()).cloned();
+            snap.folders.insert((folder.to_lowercase(), separator.clone()), (now, summaries.unwrap_or_default()));
+        }
+        true
+    }
+}
+
 fn remove_object(deps: &mut Dependents, object: &ObjectRef<PasswordSafeSecret>) {
     if let Some(old) = deps.by_object.remove(object) {
         for source in old {
             if let Some(readers) = deps.by_source.get_mut(&source) {
-                readers.remove(object);
+                readers.retain(|(reader, _)| reader != object);
                 if readers.is_empty() {
                     deps.by_source.remove(&source);
                 }

@@ -125,6 +125,21 @@ pub enum Error {
 
 impl Error {
     /// The condition reason, event reason and metric label of this error.
+    /// The event `action`: the Password Safe operation that failed, else `Sync`. Kubernetes groups repeated
+    /// events by reason *and* action and keeps the first one's note, so a later failure with the same reason
+    /// in another operation (a refused sign-in after a failed `GET Credentials`) gets its own event.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Resolve(ResolveError::Source { error, .. }) => error.operation,
+            Self::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.action(),
+                _ => "Sync",
+            },
+            _ => "Sync",
+        }
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Store(e) => e.reason(),
@@ -181,6 +196,8 @@ struct Outcome {
     fetched: Option<&'static str>,
     applied: bool,
     next: Duration,
+    /// The latest the schedule would have chosen: the refresh interval unless something sooner is due.
+    latest: Duration,
     /// Sources whose LastChangeDate / ModifiedOn moved since the previous sync, with the new date.
     rotated: Vec<(Source, Timestamp)>,
     /// The synced data differs from the previous sync's.
@@ -199,6 +216,11 @@ async fn apply(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
                 rollout::restart(ctx, pss).await;
             }
             publish_success_events(ctx, pss, &outcome, outcome.changed).await;
+            // A reconcile between planned syncs (our own Secret write, a store update, a restarted watch) that
+            // found nothing to do keeps the planned next sync, and with it the status that announces it.
+            if let Some(planned) = planned_sync_kept(pss, &outcome, Timestamp::now()) {
+                return Ok(Action::requeue(planned));
+            }
             write_status_success(ctx, pss, &outcome).await?;
             Ok(Action::requeue(outcome.next))
         }
@@ -245,14 +267,23 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
     let decision = decide(previous.as_deref(), pss, &store, now).await?;
 
     let (resolved, data, loops, fetched_at) = match (decision.fetch, &previous) {
-        (None, Some(prev)) => (prev.resolved.clone(), prev.data.clone(), prev.loops, prev.fetched_at),
+        (None, Some(prev)) => {
+            let mut resolved = prev.resolved.clone();
+            // A held release that ended without changing anything leaves nothing to wait for.
+            for source in &mut resolved.sources {
+                source.held_until = source.held_until.filter(|t| *t > now);
+            }
+            (resolved, prev.data.clone(), prev.loops, prev.fetched_at)
+        }
         (reason, _) => {
             let options = store.request_options(spec.request.as_ref());
-            let resolved = resolve::resolve(&store.client, spec, &options).await?;
+            let mut resolved = resolve::resolve(&store.client, spec, &options).await?;
+            // The values are kept once, as the Secret's data; what stays of the fetch are its source facts.
             let data = match &spec.target.template {
                 Some(t) => template::render(t, &resolved.data)?,
-                None => resolved.data.clone(),
+                None => std::mem::take(&mut resolved.data),
             };
+            resolved.data = SecretData::new();
             let loops = if decision.self_caused_rotation { previous.as_ref().map_or(1, |p| p.loops + 1) } else { 0 };
             tracing::info!(reason = reason.unwrap_or("first sync"), keys = data.len(), "fetched from Password Safe");
             (resolved, data, loops, now)
@@ -314,7 +345,8 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
         jitter: rand::random(),
     });
     tracing::debug!(next_s = next.as_secs(), ?why, fetched = decision.fetch, applied, "synced");
-    Ok(Outcome { synced, fetched: decision.fetch, applied, next, rotated, changed, restart_workloads })
+    let latest = if why == schedule::Reason::Refresh { refresh } else { next };
+    Ok(Outcome { synced, fetched: decision.fetch, applied, next, latest, rotated, changed, restart_workloads })
 }
 
 /// After a restart or a leader change nothing is in memory. Rather than request every credential again at
@@ -393,13 +425,19 @@ async fn decide(
     let mut decision = Decision { fetch: None, timings: Vec::new(), self_caused_rotation: false };
     for state in &prev.resolved.sources {
         let mut timing = timing_of(state);
-        if state.held_until.is_some_and(|t| t <= now) {
-            decision.fetch.get_or_insert("held release expired");
-        }
-        // After an announced change we need facts from after it; otherwise the last poll will do.
+        // After an announced change we need facts from after it; otherwise the last poll will do. That one may
+        // be up to two intervals old while the next poll is still listing (every listing of a large store
+        // takes a while), which is no reason for a look-up of our own: the poller reports what it finds.
         let announced = state.rotation.as_ref().and_then(|r| r.next_change_date).filter(|t| *t <= now);
-        let poll = SignedDuration::try_from(store.changes.interval()).unwrap_or(SignedDuration::ZERO);
-        let fresh_after = announced.unwrap_or(now - poll).max(state.fetched_at.min(now - poll));
+        let poll = SignedDuration::try_from(store.changes.interval()).unwrap_or(SignedDuration::ZERO) * 2;
+        let mut fresh_after = announced.unwrap_or(now - poll).max(state.fetched_at.min(now - poll));
+        // A release we held (ISA, or a failed check-in) has ended: the account may rotate now ("change password
+        // after any release"). Look with facts from after the expiry and fetch only if the source moved; asking
+        // for the credential again would open another release, and so on every expiry.
+        if let Some(expiry) = state.held_until.filter(|t| *t <= now) {
+            fresh_after = fresh_after.max(expiry);
+            timing.held_until = None;
+        }
         let info = store.changes.current(&state.source, fresh_after).await.map_err(|error| {
             Error::Resolve(ResolveError::Source {
                 key: state.keys.first().cloned().unwrap_or_default(),
@@ -602,6 +640,43 @@ pub(crate) async fn publish(
     }
 }
 
+/// When nothing was fetched, written or learned and the status already says all this sync would write, the
+/// time until the sync the status announces (`nextSyncTime`), unless this sync would plan an earlier one.
+fn planned_sync_kept(pss: &PasswordSafeSecret, outcome: &Outcome, now: Timestamp) -> Option<Duration> {
+    let synced = &outcome.synced;
+    if outcome.fetched.is_some()
+        || outcome.applied
+        || outcome.changed
+        || !outcome.rotated.is_empty()
+        || synced.loops >= LOOP_THRESHOLD
+    {
+        return None;
+    }
+    let status = pss.status.as_ref()?;
+    let name = desired::target_name(&pss.spec.target, &pss.name_any());
+    let ready = status.conditions.iter().find(|c| c.type_ == READY)?;
+    let micros = |t: &Option<MicroTime>| t.as_ref().map(|t| t.0.as_microsecond());
+    let sources: Vec<SourceStatus> = synced.resolved.sources.iter().map(source_status).collect();
+    let same_sources = status.sources.len() == sources.len()
+        && status.sources.iter().zip(&sources).all(|(a, b)| {
+            a.key == b.key
+                && a.source == b.source
+                && micros(&a.last_change_date) == micros(&b.last_change_date)
+                && micros(&a.next_change_date) == micros(&b.next_change_date)
+                && micros(&a.modified_on) == micros(&b.modified_on)
+        });
+    let current = ready.status == "True"
+        && ready.reason == "Synced"
+        && ready.message == format!("Secret {name} holds the current data")
+        && !status.conditions.iter().any(|c| c.type_ == ROTATION_LOOP && c.status == "True")
+        && status.observed_generation == pss.meta().generation
+        && status.secret_name.as_deref() == Some(name.as_str())
+        && status.data_hmac.as_deref() == Some(synced.hmac.as_str())
+        && same_sources;
+    let planned = Duration::try_from(status.next_sync_time.as_ref()?.0.duration_since(now)).ok()?;
+    (current && planned >= schedule::MIN_DELAY && planned <= outcome.latest).then_some(planned)
+}
+
 async fn write_status_success(ctx: &Context, pss: &PasswordSafeSecret, outcome: &Outcome) -> Result<()> {
     let now = Timestamp::now();
     let synced = &outcome.synced;
@@ -632,7 +707,7 @@ async fn write_status_failure(ctx: &Context, pss: &PasswordSafeSecret, error: &E
     let previous = pss.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
     let changed = previous.is_none_or(|c| c.status != "False" || c.reason != error.reason() || c.message != message);
     if changed {
-        publish(ctx, pss, EventType::Warning, error.reason(), "Sync", message.clone()).await;
+        publish(ctx, pss, EventType::Warning, error.reason(), error.action(), message.clone()).await;
     }
     let status = json!({
         "status": {

@@ -53,8 +53,9 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Upper bound of one backoff.
     pub max_delay: Duration,
-    /// The longest `Retry-After` we wait for inside a call; a longer one fails the call with `RateLimited`
-    /// so the caller can reschedule instead of blocking a worker.
+    /// The longest `Retry-After` we wait for inside a call; a longer one (or one that would take the call past
+    /// `ClientConfig::max_call_time`) fails the call with `RateLimited` so the caller can reschedule instead of
+    /// blocking a worker.
     pub max_retry_after: Duration,
 }
 
@@ -121,6 +122,9 @@ pub struct ClientConfig {
     pub tls: TlsConfig,
     /// Limit of one HTTP call, body included.
     pub timeout: Duration,
+    /// Limit of one call with its retries and `Retry-After` waits: no retry starts that could not end (after
+    /// `timeout`) within it. A server that hangs then holds a caller for one `timeout`, not `max_attempts`.
+    pub max_call_time: Duration,
     pub connect_timeout: Duration,
     /// Largest response body accepted (Secrets Safe files included).
     pub max_response_bytes: usize,
@@ -141,6 +145,7 @@ impl ClientConfig {
             auth,
             tls: TlsConfig::default(),
             timeout: Duration::from_secs(30),
+            max_call_time: Duration::from_secs(45),
             connect_timeout: Duration::from_secs(10),
             max_response_bytes: 16 * 1024 * 1024,
             max_concurrency: 8,

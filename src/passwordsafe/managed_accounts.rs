@@ -49,12 +49,22 @@ impl Client {
     pub async fn list_managed_accounts(&self) -> Result<Vec<ManagedAccount>> {
         let limit = self.inner.page_size;
         let mut all = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
             let call = Call::new(LIST, Method::GET, "ManagedAccounts")
                 .query("limit", limit.to_string())
                 .query("offset", all.len().to_string());
             let page = self.send(call).await?.json::<OneOrMany<ManagedAccount>>()?.into_vec();
             let full = page.len() as u32 >= limit;
+            // A server that ignores `offset` answers the same full page forever: stop instead of looping.
+            let new = page.iter().filter(|a| seen.insert((a.system_id, a.account_id))).count();
+            if full && new == 0 {
+                let offset = all.len();
+                return Err(Error::invalid(
+                    LIST,
+                    format!("page at offset {offset} repeats listed accounts (offset ignored?)"),
+                ));
+            }
             all.extend(page);
             if !full {
                 return Ok(all);

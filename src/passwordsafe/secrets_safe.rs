@@ -35,6 +35,12 @@ impl FolderPath {
     fn segments(&self) -> Vec<String> {
         split_path(&self.path, &self.separator)
     }
+
+    /// The folder as `a/b/c` in lower case, whatever its separator: equal to [`SecretSummary::folder_key`]
+    /// of the secrets it holds.
+    pub fn key(&self) -> String {
+        self.segments().join("/")
+    }
 }
 
 impl std::fmt::Display for FolderPath {
@@ -70,6 +76,20 @@ pub struct SecretsSafeSecret {
     pub text: Option<SecretString>,
     pub file: Option<SecretBytes>,
     pub notes: Option<SecretString>,
+}
+
+impl SecretSummary {
+    /// The secret's folder as `a/b/c` in lower case (servers write `FolderPath` with `/` or `\`); empty
+    /// when the server gave no folder path.
+    pub fn folder_key(&self) -> String {
+        self.folder_path
+            .split(['/', '\\'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+            .join("/")
+    }
 }
 
 impl From<&SecretRecord> for SecretSummary {
@@ -124,11 +144,47 @@ impl Client {
         Ok(self.secret_records(folder, None).await?.iter().map(SecretSummary::from).collect())
     }
 
+    /// Every secret the user can read, of every folder, without content: one listing call per page. Change
+    /// detection uses it instead of one listing per folder when that takes fewer calls.
+    pub async fn list_all_secrets(&self) -> Result<Vec<SecretSummary>> {
+        let limit = self.inner.page_size;
+        let mut summaries: Vec<SecretSummary> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let offset = summaries.len();
+            let call = Call::new(LIST, Method::GET, "Secrets-Safe/Secrets")
+                .query("Limit", limit.to_string())
+                .query("Offset", offset.to_string());
+            let (page, total) = self.send(call).await?.json::<super::models::SecretList>()?.into_parts();
+            let received = page.len();
+            if page.iter().filter(|r| seen.insert(r.id.clone())).count() == 0 && received > 0 {
+                return Err(Error::invalid(
+                    LIST,
+                    format!("page at offset {offset} repeats listed secrets (Offset ignored?)"),
+                ));
+            }
+            summaries.extend(page.iter().map(SecretSummary::from));
+            let more = match total {
+                Some(total) => (summaries.len() as u64) < total && received > 0,
+                None => received as u32 >= limit,
+            };
+            if !more {
+                return Ok(summaries);
+            }
+        }
+    }
+
+    /// Page size of the bulk listings.
+    pub fn page_size(&self) -> u32 {
+        self.inner.page_size
+    }
+
     async fn secret_records(&self, folder: &FolderPath, title: Option<&str>) -> Result<Vec<SecretRecord>> {
         let limit = self.inner.page_size;
         let wanted = folder.segments();
         let mut records = Vec::new();
         let mut offset = 0usize;
+        let mut seen = std::collections::HashSet::new();
         loop {
             let mut call = Call::new(LIST, Method::GET, "Secrets-Safe/Secrets")
                 .query("Path", folder.path.clone())
@@ -140,6 +196,14 @@ impl Client {
             }
             let (page, total) = self.send(call).await?.json::<super::models::SecretList>()?.into_parts();
             let received = page.len();
+            // A server that ignores `Offset` answers the same page forever: stop instead of looping.
+            let new = page.iter().filter(|r| seen.insert(r.id.clone())).count();
+            if received > 0 && new == 0 {
+                return Err(Error::invalid(
+                    LIST,
+                    format!("page at offset {offset} repeats listed secrets (Offset ignored?)"),
+                ));
+            }
             offset += received;
             records.extend(page.into_iter().filter(|r| in_folder(r, &wanted)));
             let more = match total {
@@ -240,6 +304,20 @@ mod tests {
         assert!(!in_folder(&record("prod/db/sub"), &wanted));
         assert!(!in_folder(&record("prod"), &wanted));
         assert_eq!(FolderPath::with_separator("a|b", "|").segments(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn folder_keys_of_paths_and_listed_secrets_agree() {
+        let summary = |p: &str| {
+            SecretSummary::from(
+                &serde_json::from_value::<SecretRecord>(serde_json::json!({"Id": "1", "FolderPath": p})).unwrap(),
+            )
+        };
+        assert_eq!(FolderPath::new("Prod/DB").key(), "prod/db");
+        assert_eq!(FolderPath::with_separator("Prod|DB", "|").key(), "prod/db");
+        assert_eq!(summary("prod\\db").folder_key(), "prod/db");
+        assert_eq!(summary(" prod/db/ ").folder_key(), "prod/db");
+        assert_eq!(summary("").folder_key(), "");
     }
 
     #[test]

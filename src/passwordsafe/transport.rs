@@ -164,6 +164,7 @@ pub(crate) struct Transport {
     permits: Arc<Semaphore>,
     retry: RetryPolicy,
     timeout: Duration,
+    max_call_time: Duration,
     max_body: usize,
     pub observer: Arc<dyn CallObserver>,
 }
@@ -193,6 +194,7 @@ impl Transport {
             permits: Arc::new(Semaphore::new(config.max_concurrency)),
             retry: config.retry.clone(),
             timeout: config.timeout,
+            max_call_time: config.max_call_time,
             max_body: config.max_response_bytes,
             observer,
         })
@@ -201,16 +203,23 @@ impl Transport {
     /// Sends the call, retrying what is safe to retry. Any HTTP status comes back as `Ok`; the caller decides
     /// what a status means. A 429 or 5xx that is still there after the last attempt is returned as is.
     pub async fn execute(&self, call: &Call) -> Result<Response> {
+        let started = Instant::now();
+        // A retry after `delay` must be able to end within the call's time limit.
+        let in_time = |delay: Duration| started.elapsed() + delay + self.timeout <= self.max_call_time;
         let mut attempt = 1;
         loop {
             let outcome = self.send_once(call).await;
             let retry_in = match &outcome {
                 Ok(resp) if resp.status == StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after(&resp.headers);
-                    if wait.is_some_and(|w| w > self.retry.max_retry_after) || attempt >= self.retry.max_attempts {
+                    let delay = wait.unwrap_or_else(|| self.backoff(attempt));
+                    if wait.is_some_and(|w| w > self.retry.max_retry_after)
+                        || attempt >= self.retry.max_attempts
+                        || !in_time(delay)
+                    {
                         return Err(Error::new(call.endpoint, ErrorKind::RateLimited { retry_after: wait }));
                     }
-                    Some(wait.unwrap_or_else(|| self.backoff(attempt)))
+                    Some(delay)
                 }
                 Ok(resp) if resp.status.is_server_error() && call.replay == Replay::Safe => Some(self.backoff(attempt)),
                 Err(e) if e.kind_is_connect() || (call.replay == Replay::Safe && e.is_retryable()) => {
@@ -219,7 +228,7 @@ impl Transport {
                 _ => None,
             };
             match retry_in {
-                Some(delay) if attempt < self.retry.max_attempts => {
+                Some(delay) if attempt < self.retry.max_attempts && in_time(delay) => {
                     tracing::debug!(
                         endpoint = call.endpoint,
                         attempt,
