@@ -53,6 +53,26 @@ pub async fn start_cluster_with(existing: Option<PathBuf>) -> anyhow::Result<Clu
 }
 
 impl Cluster {
+    /// `kubectl --namespace NS ARGS` as the admin, `stdin` piped in: whether it succeeded, and its stdout and
+    /// stderr together. (Blocking: a simulator on the calling test's single-threaded runtime stalls meanwhile.)
+    pub fn kubectl(&self, namespace: &str, args: &[&str], stdin: &str) -> (bool, String) {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--namespace", namespace])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+
     fn existing(kubeconfig: PathBuf) -> anyhow::Result<Self> {
         let (server, ca_data) = server_and_ca(&kubeconfig)?;
         Ok(Self { kubeconfig, server, ca_data, _control_plane: None, _dir: None })
