@@ -73,8 +73,8 @@ struct Args {
     /// rotations.
     #[arg(long)]
     quick: bool,
-    /// The operator's `--concurrency` (reconciles at once).
-    #[arg(long, default_value_t = 8)]
+    /// The operator's `--concurrency` (reconciles at once; the operator's default).
+    #[arg(long, default_value_t = 32)]
     concurrency: u16,
     /// The store's `spec.maxConcurrency` (Password Safe calls in flight through it).
     #[arg(long, default_value_t = 8)]

@@ -836,6 +836,7 @@ fn cel_rule(rule: &str) -> Option<fn(&Value) -> bool> {
             Some(|v| ["managedAccount", "alias", "secretsSafe"].iter().filter(|f| has(v, f)).count() == 1)
         }
         "size(self.data) + size(self.dataFrom) > 0" => Some(|v| size(v, "data") + size(v, "dataFrom") > 0),
+        "self != '.' && self != '..'" => Some(|v| v != "." && v != ".."),
         r if r == passwordsafe_operator::api::CLUSTER_REFS_NAMESPACED => Some(|v| {
             let refs = [
                 &v["auth"]["apiKey"]["secretRef"],
@@ -893,6 +894,10 @@ fn schema_validation_refuses_invalid_resources() {
         (
             json!({"storeRef": {"name": "passwordsafe"}, "data": [{"secretKey": "a b", "managedAccount": account}]}),
             "does not match",
+        ),
+        (
+            json!({"storeRef": {"name": "passwordsafe"}, "data": [{"secretKey": "..", "managedAccount": account}]}),
+            "a Secret key cannot be . or ..",
         ),
         (
             json!({"storeRef": {"name": "passwordsafe"}, "data": [{"secretKey": "k", "managedAccount": {"system": "s", "account": "a", "field": "sshkey"}}]}),

@@ -376,6 +376,10 @@ async fn deletion_honours_each_policy_and_the_garbage_collector_removes_owned_se
     world.wait_ready("app-config-db-credentials").await;
     let owner_refs = world.secrets().await.get("db01-readonly").await.unwrap().metadata.owner_references.unwrap();
     assert_eq!(owner_refs[0].kind, "PasswordSafeSecret");
+    // Only a policy with work to do at deletion holds the resource with a finalizer.
+    let finalizers = |name: &str| world.kubectl(&["get", "pss", name, "-o", "jsonpath={.metadata.finalizers}"]);
+    assert_eq!(finalizers("db01-readonly"), "", "Owner + Delete: the garbage collector needs no finalizer");
+    assert_eq!(finalizers("app-config-db-credentials"), "", "Merge + Retain: nothing to do at deletion");
 
     world.kubectl(&["delete", "pss", "db01-readonly", "--wait=true"]);
     eventually("the garbage collector to delete the owned Secret", WAIT, || async {
@@ -397,6 +401,7 @@ async fn deletion_honours_each_policy_and_the_garbage_collector_removes_owned_se
     assert!(
         world.secrets().await.get("orphan").await.unwrap().metadata.owner_references.unwrap_or_default().is_empty()
     );
+    assert_eq!(finalizers("orphan"), r#"["passwordsafe.dev/cleanup"]"#);
     world.kubectl(&["delete", "pss", "orphan", "--wait=true"]);
     assert!(world.secrets().await.get_opt("orphan").await.unwrap().is_none());
     world.finish().await;
@@ -480,6 +485,7 @@ async fn invalid_manifests_are_rejected_by_the_api_server_naming_the_field() {
             "spec.request.durationMinutes",
         ),
         ("  data: []\n", "set at least one of data and dataFrom"),
+        ("  data: [{secretKey: \"..\", alias: {name: c}}]\n", "a Secret key cannot be . or .."),
     ];
     for (body, field) in cases {
         let (ok, err) = apply(&format!("{head}{body}"));

@@ -209,17 +209,14 @@ impl World {
             .map(|e| EventSeen {
                 reason: e["reason"].as_str().unwrap_or_default().to_owned(),
                 note: e["note"].as_str().unwrap_or_default().to_owned(),
-                repeated: e["series"]["count"].as_i64().unwrap_or(1) > 1,
                 last_seen: time(&e["series"]["lastObservedTime"]).or_else(|| time(&e["eventTime"])),
             })
             .collect()
     }
 
     /// A failure shows as the Ready condition and as a Warning event, both with the reason, and the
-    /// condition's message says what the API answered. The event must have been (re)published after `since`;
-    /// its note says the same unless it repeats an earlier event of the same reason: kube-rs's `Recorder` keys
-    /// events by type, reason and action, and a repeat within its cache time only counts up the series of the
-    /// first event, whose note stays that of the first failure.
+    /// condition's message says what the API answered. The event must have been (re)published after `since`
+    /// and its note says the same (a repeat only counts up the series of an event with the same note).
     async fn expect_failure(&self, since: jiff::Timestamp, name: &str, reason: &str, said: &[&str]) {
         let message = self.wait_failed(name, reason).await;
         for words in said {
@@ -227,9 +224,7 @@ impl World {
         }
         let since = since - jiff::SignedDuration::from_secs(2);
         let fits = |e: &EventSeen| {
-            e.reason == reason
-                && e.last_seen.is_some_and(|t| t >= since)
-                && (e.repeated || said.iter().all(|w| e.note.contains(w)))
+            e.reason == reason && e.last_seen.is_some_and(|t| t >= since) && said.iter().all(|w| e.note.contains(w))
         };
         let mut last = Vec::new();
         let found = tokio::time::timeout(WAIT, async {
@@ -339,8 +334,6 @@ fn tail(text: &str) -> String {
 struct EventSeen {
     reason: String,
     note: String,
-    /// Part of a series (the same reason published again): the note is the series' first.
-    repeated: bool,
     last_seen: Option<jiff::Timestamp>,
 }
 

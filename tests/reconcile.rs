@@ -6,12 +6,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 use passwordsafe_operator::api::{ClusterPasswordSafeStore, PasswordSafeSecret, PasswordSafeStore};
 use passwordsafe_operator::controller::StoreRegistry;
-use passwordsafe_operator::controller::reconcile::{Context, FINALIZER, reconcile};
+use passwordsafe_operator::controller::events::EventPublisher;
+use passwordsafe_operator::controller::reconcile::{Context, FINALIZER, needs_cleanup, reconcile};
 use passwordsafe_operator::passwordsafe::{NoopObserver, SecretBytes};
 use passwordsafe_operator::sync::hmac::DataHmac;
 use passwordsafe_simulator::{Fault, FaultRule, Running};
@@ -56,13 +56,18 @@ async fn rig(extra_accounts: &str, cluster_store: Option<Value>) -> Rig {
     Rig { sim, mock, ctx, _stores: store_writer, _cluster: cluster_writer }
 }
 
-/// A PasswordSafeSecret `app` in demo (with our finalizer, as after the first pass) stored in the mock.
+/// A PasswordSafeSecret `app` in demo stored in the mock; with our finalizer (as after the first pass) when its
+/// deletion policy needs one.
 fn pss(rig: &Rig, spec: Value) -> PasswordSafeSecret {
-    let object = json!({
+    let mut object = json!({
         "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "PasswordSafeSecret",
-        "metadata": {"name": "app", "namespace": NS, "uid": "pss-uid", "generation": 1, "finalizers": [FINALIZER]},
+        "metadata": {"name": "app", "namespace": NS, "uid": "pss-uid", "generation": 1},
         "spec": spec,
     });
+    let parsed: PasswordSafeSecret = serde_json::from_value(object.clone()).unwrap();
+    if needs_cleanup(&parsed.spec.target) {
+        object["metadata"]["finalizers"] = json!([FINALIZER]);
+    }
     rig.mock.put(PSS_PATH, object.clone());
     serde_json::from_value(object).unwrap()
 }
@@ -253,7 +258,41 @@ async fn delete_with(creation: &str, deletion: &str) -> Rig {
     rig.mock.clear_requests();
     let action = run(&rig, reread(&rig)).await.unwrap();
     assert_eq!(action, kube::runtime::controller::Action::await_change());
-    assert_eq!(rig.mock.calls("PATCH", "/passwordsafesecrets/app").len(), 1, "the finalizer is removed");
+    let finalizer_patches = rig.mock.calls("PATCH", "/passwordsafesecrets/app").len();
+    let has_work = matches!((creation, deletion), ("Owner", "Retain") | ("Orphan", "Delete") | ("Merge", "Delete"));
+    assert_eq!(finalizer_patches, usize::from(has_work), "the finalizer, where there is one, is removed");
+    rig
+}
+
+#[tokio::test]
+async fn only_deletion_policies_with_work_to_do_carry_the_finalizer() {
+    let rig = rig("", None).await;
+    let mut spec = app_user_spec();
+    spec["target"] = json!({"creationPolicy": "Owner", "deletionPolicy": "Retain"});
+    let mut object = serde_json::to_value(pss(&rig, spec)).unwrap();
+    object["metadata"]["finalizers"] = json!(null);
+    rig.mock.put(PSS_PATH, object.clone());
+    run(&rig, serde_json::from_value(object).unwrap()).await.unwrap();
+    let added = &rig.mock.calls("PATCH", "/passwordsafesecrets/app")[0];
+    assert!(added.content_type.starts_with("application/json-patch"), "{}", added.content_type);
+    assert!(added.body.to_string().contains(FINALIZER), "{}", added.body);
+    assert!(rig.mock.calls("PATCH", "/secrets/app").is_empty(), "applied on the next pass, with the finalizer");
+
+    // The default policy (Owner + Delete) never gets it; one set by an earlier version is removed.
+    let rig = rig_default_with_old_finalizer().await;
+    let removed = &rig.mock.calls("PATCH", "/passwordsafesecrets/app")[0];
+    assert!(removed.content_type.starts_with("application/merge-patch"), "{}", removed.content_type);
+    assert_eq!(removed.body["metadata"]["finalizers"], json!([]));
+    assert_eq!(rig.mock.get(PSS_PATH).unwrap()["metadata"]["finalizers"], json!([]));
+    assert_eq!(secret_data(&rig, "password"), Some(b64(APP_PASSWORD.as_bytes())), "and the same pass syncs");
+}
+
+async fn rig_default_with_old_finalizer() -> Rig {
+    let rig = rig("", None).await;
+    let mut object = serde_json::to_value(pss(&rig, app_user_spec())).unwrap();
+    object["metadata"]["finalizers"] = json!([FINALIZER]);
+    rig.mock.put(PSS_PATH, object.clone());
+    run(&rig, serde_json::from_value(object).unwrap()).await.unwrap();
     rig
 }
 
@@ -502,7 +541,7 @@ async fn one_client_serves_every_resource_of_a_store_until_its_credentials_chang
     run(&rig, pss(&rig, app_user_spec())).await.unwrap();
     let other: PasswordSafeSecret = serde_json::from_value(json!({
         "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "PasswordSafeSecret",
-        "metadata": {"name": "other", "namespace": NS, "uid": "other-uid", "generation": 1, "finalizers": [FINALIZER]},
+        "metadata": {"name": "other", "namespace": NS, "uid": "other-uid", "generation": 1},
         "spec": {"storeRef": {"name": "ps"}, "data": [{"secretKey": "k", "secretsSafe": {"folderPath": "prod/db", "title": "app-config"}}]}
     }))
     .unwrap();
@@ -584,9 +623,9 @@ fn context(
         Duration::from_secs(60),
         None,
     ));
-    let recorder = Recorder::new(kube.clone(), Reporter { controller: "passwordsafe-operator".into(), instance: None });
+    let events = EventPublisher::new(kube.clone(), "passwordsafe-operator");
     let hmac = DataHmac::new(SecretBytes::new(vec![7u8; 32])).unwrap();
-    (Arc::new(Context::new(kube, recorder, registry, hmac, Duration::from_secs(3600))), store_writer, cluster_writer)
+    (Arc::new(Context::new(kube, events, registry, hmac, Duration::from_secs(3600))), store_writer, cluster_writer)
 }
 
 async fn run_with(

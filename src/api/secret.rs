@@ -103,6 +103,7 @@ pub struct SecretsSafeSource {
 pub struct DataItem {
     /// Key in the target Secret.
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    #[x_kube(validation = Rule::new("self != '.' && self != '..'").message("a Secret key cannot be . or .."))]
     pub secret_key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_account: Option<ManagedAccountSource>,

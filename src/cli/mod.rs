@@ -52,7 +52,7 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAMESPACE", default_value = "passwordsafe-system")]
     pub operator_namespace: String,
     /// PasswordSafeSecrets reconciled at once.
-    #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 32)]
     pub concurrency: u16,
     /// Refresh interval of PasswordSafeSecrets that do not set one.
     #[arg(long, env = "DEFAULT_REFRESH_INTERVAL", default_value = "1h", value_parser = parse_duration)]

@@ -5,14 +5,18 @@
 //!  PasswordSafeStore ─┐ (reflector)        ┌─> StoreRegistry: one Password Safe client per store
 //!  ClusterPSStore ────┤                    │        └─ ChangeTracker: polls listings ─┐ (reconcile_on)
 //!  Secret metadata ───┼─ map to dependents ┼─> PasswordSafeSecret controller <───────┘
-//!  owned Secrets ─────┘ (label-selected)   └─> reconcile → Secret (server-side apply), status, events
+//!  owned Secrets ─────┘ (metadata, label-  └─> reconcile → Secret (server-side apply), status, events
+//!                        selected; our own writes' echoes dropped by SecretVersions)
 //! ```
 
 mod changes;
+pub mod events;
 pub mod reconcile;
 mod rollout;
 mod stores;
+mod versions;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +28,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -32,12 +35,14 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream_shim::UnboundedReceiverStream;
 
+use events::EventPublisher;
 pub use reconcile::{Context, FINALIZER};
 pub use stores::{StoreKey, StoreRegistry, client_config, selector_matches};
+use versions::SecretVersions;
 
 use crate::api::{ClusterPasswordSafeStore, PasswordSafeSecret, PasswordSafeStore, StoreKind};
 use crate::passwordsafe::SecretBytes;
-use crate::sync::desired::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::sync::desired::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_ANNOTATION};
 use crate::sync::hmac::DataHmac;
 use crate::telemetry::metrics::{Health, Metrics};
 
@@ -86,10 +91,11 @@ pub async fn run(
     // Ready (`/readyz`) once these three watches have their first listing.
     config.health.expect_listings(3);
     let store_stream = watcher(stores_api.clone(), watcher::Config::default()).inspect(first_listing(&config.health));
-    let store_stream = reflector::reflector(store_writer, store_stream).touched_objects().default_backoff();
+    let store_stream = spec_changes_and_deletions(reflector::reflector(store_writer, store_stream)).default_backoff();
     let cluster_stream =
         watcher(cluster_api.clone(), watcher::Config::default()).inspect(first_listing(&config.health));
-    let cluster_stream = reflector::reflector(cluster_writer, cluster_stream).touched_objects().default_backoff();
+    let cluster_stream =
+        spec_changes_and_deletions(reflector::reflector(cluster_writer, cluster_stream)).default_backoff();
 
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
     let registry = Arc::new(StoreRegistry::new(
@@ -98,20 +104,33 @@ pub async fn run(
         cluster_reader.clone(),
         config.metrics.clone(),
         config.poll_interval,
-        Some(trigger_tx),
+        Some(trigger_tx.clone()),
     ));
-    let recorder = Recorder::new(kube.clone(), Reporter { controller: config.reporter.clone(), instance: None });
+    let events = EventPublisher::new(kube.clone(), &config.reporter);
     let ctx = Arc::new(
-        Context::new(kube.clone(), recorder, registry.clone(), hmac, config.default_refresh)
+        Context::new(kube.clone(), events, registry.clone(), hmac, config.default_refresh)
             .with_metrics(config.metrics.clone()),
     );
 
-    let owned_secrets: Api<Secret> = scoped(&kube, config.namespace.as_deref());
+    // `Api<PartialObjectMeta<_>>` watches metadata only: the values never travel to the operator.
+    let owned_secrets: Api<PartialObjectMeta<Secret>> = scoped(&kube, config.namespace.as_deref());
     let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    let owned_changes =
+        owned_secret_changes(watcher(owned_secrets, owned).default_backoff(), ctx.secret_versions.clone(), trigger_tx);
     // Only spec changes and lifecycle (finalizers, deletion) start a reconcile: our own status writes change the
-    // object too, and reacting to them would make every sync schedule another.
+    // object too, and reacting to them would make every sync schedule another. Managed fields and kubectl's
+    // last-applied copy of the spec are dropped from the cache: nothing reads them, and at 10 000 resources
+    // they are most of its memory.
     let (pss_reader, pss_writer) = reflector::store::<PasswordSafeSecret>();
-    let pss_watch = watcher(secrets_api, watcher::Config::default()).inspect(first_listing(&config.health));
+    let forget_ctx = ctx.clone();
+    let pss_watch = watcher(secrets_api, watcher::Config::default())
+        .inspect(first_listing(&config.health))
+        .modify(strip_unread_metadata)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(pss)) = event {
+                forget_ctx.forget(pss);
+            }
+        });
     let pss_stream = reflector::reflector(pss_writer, pss_watch)
         .applied_objects()
         .default_backoff()
@@ -126,10 +145,11 @@ pub async fn run(
     // Credential Secrets of stores: metadata only and no cache, just to notice changes.
     let secret_metadata =
         watcher(scoped::<PartialObjectMeta<Secret>>(&kube, config.namespace.as_deref()), watcher::Config::default())
-            .touched_objects();
+            .touched_objects()
+            .default_backoff();
 
     let main = controller
-        .owns(owned_secrets, owned)
+        .watches_stream(owned_changes, |secret| owner_of(&secret))
         .watches_stream(store_stream, move |store| {
             let key =
                 StoreKey { kind: StoreKind::PasswordSafeStore, namespace: store.namespace(), name: store.name_any() };
@@ -193,6 +213,78 @@ fn first_listing<K>(health: &Arc<Health>) -> impl FnMut(&Result<watcher::Event<K
             health.listed();
         }
     }
+}
+
+/// Kubernetes bookkeeping in a cached PasswordSafeSecret that the operator never reads.
+fn strip_unread_metadata(pss: &mut PasswordSafeSecret) {
+    pss.managed_fields_mut().clear();
+    pss.annotations_mut().remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+/// Objects of a store watch worth telling the dependents about: created, spec changed (generation) or deleted.
+/// The store controller's status writes (every few minutes) are not.
+fn spec_changes_and_deletions<K: Resource>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> {
+    let mut generations: HashMap<String, Option<i64>> = HashMap::new();
+    events.filter_map(move |event| {
+        let news = match event {
+            Err(e) => Some(Err(e)),
+            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                let generation = obj.meta().generation;
+                (generations.insert(obj.uid().unwrap_or_default(), generation) != Some(generation)).then_some(Ok(obj))
+            }
+            Ok(watcher::Event::Delete(obj)) => {
+                generations.remove(&obj.uid().unwrap_or_default());
+                Some(Ok(obj))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+        };
+        future::ready(news)
+    })
+}
+
+/// Owned Secrets that changed for a reason other than our own last write (see [`versions`]). After the watch
+/// lists again (it lost its place), the owners of Secrets that are no longer there reconcile too: their
+/// deletion was never delivered as an event.
+fn owned_secret_changes(
+    events: impl futures::Stream<Item = Result<watcher::Event<PartialObjectMeta<Secret>>, watcher::Error>>,
+    versions: Arc<SecretVersions>,
+    trigger: mpsc::UnboundedSender<ObjectRef<PasswordSafeSecret>>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> {
+    events.filter_map(move |event| {
+        let news = match event {
+            Err(e) => Some(Err(e)),
+            Ok(watcher::Event::Init) => {
+                versions.begin_listing();
+                None
+            }
+            Ok(watcher::Event::InitDone) => {
+                for (namespace, owner) in versions.end_listing() {
+                    let _ = trigger.send(ObjectRef::new(&owner).within(&namespace));
+                }
+                None
+            }
+            Ok(watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)) => {
+                let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+                let owner = owner_of(&secret).map(|o| o.name);
+                versions.seen(&namespace, &name, secret.resource_version().as_deref(), owner).then_some(Ok(secret))
+            }
+            Ok(watcher::Event::Delete(secret)) => {
+                versions.forget(&secret.namespace().unwrap_or_default(), &secret.name_any());
+                Some(Ok(secret))
+            }
+        };
+        future::ready(news)
+    })
+}
+
+/// The PasswordSafeSecret that wrote a Secret, from the owner annotation every written Secret carries (owned,
+/// orphaned and merged alike), in the Secret's own namespace.
+fn owner_of(secret: &PartialObjectMeta<Secret>) -> Option<ObjectRef<PasswordSafeSecret>> {
+    let namespace = secret.namespace()?;
+    let (owner_namespace, owner) = secret.annotations().get(OWNER_ANNOTATION)?.split_once('/')?;
+    (owner_namespace == namespace).then(|| ObjectRef::new(owner).within(&namespace))
 }
 
 /// What decides whether a PasswordSafeSecret event is worth a reconcile: its generation (spec), its finalizers
@@ -385,5 +477,104 @@ mod tokio_stream_shim {
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
             self.0.poll_recv(cx)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(name: &str, version: &str, owner: &str) -> PartialObjectMeta<Secret> {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "ns", "resourceVersion": version,
+                         "annotations": {OWNER_ANNOTATION: owner}},
+        }))
+        .unwrap()
+    }
+
+    async fn passed(
+        events: Vec<watcher::Event<PartialObjectMeta<Secret>>>,
+        versions: &Arc<SecretVersions>,
+    ) -> (Vec<String>, Vec<ObjectRef<PasswordSafeSecret>>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let out: Vec<_> = owned_secret_changes(futures::stream::iter(events.into_iter().map(Ok)), versions.clone(), tx)
+            .map(|s| {
+                let s = s.unwrap();
+                format!("{}@{}", s.name_any(), s.resource_version().unwrap_or_default())
+            })
+            .collect()
+            .await;
+        let mut triggered = Vec::new();
+        while let Ok(object) = rx.try_recv() {
+            triggered.push(object);
+        }
+        (out, triggered)
+    }
+
+    #[tokio::test]
+    async fn the_echo_of_our_own_write_starts_no_reconcile_and_anything_else_does() {
+        let versions = Arc::new(SecretVersions::default());
+        versions.written("ns", "a", Some("5"), 1);
+        let events = vec![
+            watcher::Event::Apply(secret("a", "5", "ns/pss-a")),
+            watcher::Event::Apply(secret("a", "6", "ns/pss-a")),
+            watcher::Event::Delete(secret("a", "7", "ns/pss-a")),
+        ];
+        let (passed, _) = passed(events, &versions).await;
+        assert_eq!(passed, ["a@6", "a@7"], "the edit and the deletion, not our write");
+        assert!(!versions.is_current("ns", "a", 1));
+    }
+
+    #[tokio::test]
+    async fn secrets_missing_from_a_new_listing_trigger_their_owners() {
+        let versions = Arc::new(SecretVersions::default());
+        let first = vec![
+            watcher::Event::Init,
+            watcher::Event::InitApply(secret("a", "1", "ns/pss-a")),
+            watcher::Event::InitApply(secret("b", "2", "ns/pss-b")),
+            watcher::Event::InitDone,
+        ];
+        let (_, triggered) = passed(first, &versions).await;
+        assert!(triggered.is_empty());
+        let relisted = vec![
+            watcher::Event::Init,
+            watcher::Event::InitApply(secret("a", "1", "ns/pss-a")),
+            watcher::Event::InitDone,
+        ];
+        let (_, triggered) = passed(relisted, &versions).await;
+        assert_eq!(triggered, [ObjectRef::new("pss-b").within("ns")]);
+    }
+
+    #[test]
+    fn a_secret_maps_to_the_resource_in_its_own_namespace_only() {
+        assert_eq!(owner_of(&secret("a", "1", "ns/pss-a")), Some(ObjectRef::new("pss-a").within("ns")));
+        assert_eq!(owner_of(&secret("a", "1", "other/pss-a")), None);
+        assert_eq!(owner_of(&secret("a", "1", "garbage")), None);
+    }
+
+    #[tokio::test]
+    async fn store_status_writes_are_not_news_but_spec_changes_and_deletions_are() {
+        let store = |generation: i64, status: &str| -> PasswordSafeStore {
+            serde_json::from_value(json!({
+                "apiVersion": "passwordsafe.dev/v1alpha1", "kind": "PasswordSafeStore",
+                "metadata": {"name": "s", "namespace": "ns", "uid": "u", "generation": generation},
+                "spec": {"url": "https://ps.example.test/BeyondTrust/api/public/v3/",
+                         "auth": {"apiKey": {"secretRef": {"name": "k", "key": "key"}, "runAs": "svc"}}},
+                "status": {"lastCheckTime": status},
+            }))
+            .unwrap()
+        };
+        let events = vec![
+            watcher::Event::InitApply(store(1, "2026-01-01T00:00:00Z")),
+            watcher::Event::Apply(store(1, "2026-01-01T00:10:00Z")),
+            watcher::Event::Apply(store(2, "2026-01-01T00:10:00Z")),
+            watcher::Event::Delete(store(2, "2026-01-01T00:10:00Z")),
+        ];
+        let passed: Vec<Option<i64>> = spec_changes_and_deletions(futures::stream::iter(events.into_iter().map(Ok)))
+            .map(|s| s.unwrap().meta().generation)
+            .collect()
+            .await;
+        assert_eq!(passed, [Some(1), Some(2), Some(2)]);
     }
 }

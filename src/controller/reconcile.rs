@@ -10,15 +10,16 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::changes::SourceInfo;
+use super::events::{Event, EventPublisher, EventType};
 use super::rollout;
 use super::stores::{StoreError, StoreHandle, StoreKey, StoreRegistry};
+use super::versions::{self, SecretVersions};
 use crate::api::{CreationPolicy, DeletionPolicy, PasswordSafeSecret, SourceStatus};
 use crate::passwordsafe::RotationInfo;
 use crate::sync::desired::{self, BuildError, FIELD_MANAGER, Owner, TakeoverError};
@@ -29,7 +30,8 @@ use crate::sync::template::{self, TemplateError};
 use crate::sync::{SecretData, duration};
 use crate::telemetry::metrics::Metrics;
 
-/// Finalizer on every PasswordSafeSecret: honours the deletion policy before the resource goes.
+/// Finalizer on the PasswordSafeSecrets whose deletion policy has work to do before the resource goes (see
+/// [`needs_cleanup`]).
 pub const FINALIZER: &str = "passwordsafe.dev/cleanup";
 /// Shortest refreshInterval accepted.
 pub const MIN_REFRESH: Duration = Duration::from_secs(10);
@@ -46,32 +48,35 @@ const LOOP_THRESHOLD: u32 = 2;
 /// Everything a reconcile needs, shared by all of them.
 pub struct Context {
     pub kube: kube::Client,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     pub stores: Arc<StoreRegistry>,
     pub hmac: DataHmac,
     pub default_refresh: Duration,
     pub metrics: Arc<Metrics>,
     synced: Mutex<HashMap<String, Arc<Synced>>>,
     failures: Mutex<HashMap<String, u32>>,
+    /// Fed by the owned-Secret watch (see [`super::versions`]).
+    pub secret_versions: Arc<SecretVersions>,
 }
 
 impl Context {
     pub fn new(
         kube: kube::Client,
-        recorder: Recorder,
+        events: EventPublisher,
         stores: Arc<StoreRegistry>,
         hmac: DataHmac,
         default_refresh: Duration,
     ) -> Self {
         Self {
             kube,
-            recorder,
+            events,
             stores,
             hmac,
             default_refresh,
             metrics: Arc::default(),
             synced: Mutex::default(),
             failures: Mutex::default(),
+            secret_versions: Arc::default(),
         }
     }
 
@@ -87,6 +92,24 @@ impl Context {
 
     fn failures(&self, uid: &str) -> u32 {
         self.failures.lock().unwrap_or_else(PoisonError::into_inner).get(uid).copied().unwrap_or(0)
+    }
+
+    /// Drops what memory holds about a resource that is gone: its synced values, its change-detection
+    /// registration, its failure count, what is known of its Secret.
+    pub fn forget(&self, pss: &PasswordSafeSecret) {
+        let uid = pss.uid().unwrap_or_default();
+        let (forgotten, managed) = {
+            let mut map = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+            let forgotten = map.remove(&uid);
+            (forgotten, map.len())
+        };
+        self.metrics.set_managed_secrets(managed);
+        if let Some(store) = forgotten.and_then(|prev| self.stores.existing(&prev.store)) {
+            store.changes.unregister(&ObjectRef::from_obj(pss));
+        }
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
+        let target = desired::target_name(&pss.spec.target, &pss.name_any());
+        self.secret_versions.forget(&pss.namespace().unwrap_or_default(), &target);
     }
 }
 
@@ -160,18 +183,54 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The reconcile entry point: the finalizer helper calls [`apply`] or [`cleanup`].
+/// The reconcile entry point. Resources whose deletion policy needs work at deletion carry the finalizer and
+/// go through kube's finalizer helper ([`apply`], then [`cleanup`] once deleted); the rest (the default,
+/// `Owner`+`Delete`, which the garbage collector completes) are applied directly: a finalizer would cost a
+/// write and a second reconcile per resource, and hold deletions while the operator is down, for nothing.
 #[tracing::instrument(skip(pss, ctx), fields(namespace = pss.namespace().unwrap_or_default(), name = pss.name_any()))]
 pub async fn reconcile(pss: Arc<PasswordSafeSecret>, ctx: Arc<Context>) -> Result<Action> {
     let api: Api<PasswordSafeSecret> = Api::namespaced(ctx.kube.clone(), &pss.namespace().unwrap_or_default());
-    finalizer(&api, FINALIZER, pss, |event| async {
-        match event {
-            Finalized::Apply(pss) => apply(&pss, &ctx).await,
-            Finalized::Cleanup(pss) => cleanup(&pss, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    let has_finalizer = pss.finalizers().iter().any(|f| f == FINALIZER);
+    let deleting = pss.meta().deletion_timestamp.is_some();
+    if needs_cleanup(&pss.spec.target) || (has_finalizer && deleting) {
+        return finalizer(&api, FINALIZER, pss, |event| async {
+            match event {
+                Finalized::Apply(pss) => apply(&pss, &ctx).await,
+                Finalized::Cleanup(pss) => cleanup(&pss, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)));
+    }
+    if deleting {
+        // Nothing of ours to do; the watch's delete event clears memory once the object is gone.
+        return Ok(Action::await_change());
+    }
+    if has_finalizer {
+        // Set by an earlier version, or under a policy that has changed since.
+        remove_finalizer(&api, &pss).await.map_err(Error::Kube)?;
+    }
+    apply(&pss, &ctx).await
+}
+
+/// Whether deleting a resource with this target leaves work the garbage collector does not do: dropping the
+/// owner reference (`Owner`+`Retain`), deleting an unowned Secret (`Orphan`+`Delete`), removing merged keys
+/// (`Merge`+`Delete`).
+pub fn needs_cleanup(target: &crate::api::SecretTarget) -> bool {
+    matches!(
+        (target.creation_policy, target.deletion_policy),
+        (CreationPolicy::Owner, DeletionPolicy::Retain)
+            | (CreationPolicy::Orphan, DeletionPolicy::Delete)
+            | (CreationPolicy::Merge, DeletionPolicy::Delete)
+    )
+}
+
+/// Removes our finalizer, guarded by the resourceVersion so that a concurrent change of the list is not lost.
+async fn remove_finalizer(api: &Api<PasswordSafeSecret>, pss: &PasswordSafeSecret) -> kube::Result<()> {
+    let remaining: Vec<&String> = pss.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+    let patch = json!({ "metadata": { "finalizers": remaining, "resourceVersion": pss.resource_version() } });
+    api.patch(&pss.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
 }
 
 /// Requeue after a failure with the resource's own backoff.
@@ -293,21 +352,7 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
     let owner = Owner { name: name.clone(), namespace: namespace.clone(), uid: uid.clone() };
     let desired = desired::desired_secret(&spec.target, &owner, data.clone())?;
     let target_name = desired::target_name(&spec.target, &name);
-    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let live = secrets.get_opt(&target_name).await.map_err(Error::Kube)?;
-    if let Some(live) = &live {
-        desired::check_takeover(live, &owner, spec.target.creation_policy)?;
-    }
-    let applied = match &live {
-        Some(live) if !drifted(live, &desired, &owner, spec.target.creation_policy) => false,
-        _ => {
-            secrets
-                .patch(&target_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired))
-                .await
-                .map_err(Error::Kube)?;
-            true
-        }
-    };
+    let applied = write_secret(ctx, &desired, &owner, &target_name, spec.target.creation_policy).await?;
 
     let rotated =
         previous.as_deref().map(|prev| rotations(&prev.resolved.sources, &resolved.sources)).unwrap_or_default();
@@ -347,6 +392,40 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
     tracing::debug!(next_s = next.as_secs(), ?why, fetched = decision.fetch, applied, "synced");
     let latest = if why == schedule::Reason::Refresh { refresh } else { next };
     Ok(Outcome { synced, fetched: decision.fetch, applied, next, latest, rotated, changed, restart_workloads })
+}
+
+/// Applies `desired` unless the live Secret already matches it. When the Secret watch has confirmed that the
+/// Secret is still as we last wrote it, and we want the same again, there is nothing to read or write.
+/// Returns whether it applied.
+async fn write_secret(
+    ctx: &Context,
+    desired: &Secret,
+    owner: &Owner,
+    target_name: &str,
+    policy: CreationPolicy,
+) -> Result<bool> {
+    let namespace = &owner.namespace;
+    let digest = versions::digest(desired);
+    if ctx.secret_versions.is_current(namespace, target_name, digest) {
+        return Ok(false);
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let live = secrets.get_opt(target_name).await.map_err(Error::Kube)?;
+    if let Some(live) = &live {
+        desired::check_takeover(live, owner, policy)?;
+    }
+    let (applied, version) = match live {
+        Some(live) if !drifted(&live, desired, owner, policy) => (false, live.resource_version()),
+        _ => {
+            let written = secrets
+                .patch(target_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(desired))
+                .await
+                .map_err(Error::Kube)?;
+            (true, written.resource_version())
+        }
+    };
+    ctx.secret_versions.written(namespace, target_name, version.as_deref(), digest);
+    Ok(applied)
 }
 
 /// After a restart or a leader change nothing is in memory. Rather than request every credential again at
@@ -581,19 +660,7 @@ async fn cleanup(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
         }
         (Some(_), _, DeletionPolicy::Retain) => format!("retained Secret {target_name}"),
     };
-    let (forgotten, managed) = {
-        let mut map = ctx.synced.lock().unwrap_or_else(PoisonError::into_inner);
-        let forgotten = map.remove(&uid);
-        (forgotten, map.len())
-    };
-    ctx.metrics.set_managed_secrets(managed);
-    if let Some(prev) = forgotten
-        && let Ok(store) = ctx.stores.for_secret(&pss.spec.store_ref, &namespace).await
-        && store.key == prev.store
-    {
-        store.changes.unregister(&ObjectRef::from_obj(pss));
-    }
-    ctx.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
+    ctx.forget(pss);
     publish(ctx, pss, EventType::Normal, "Cleanup", "Delete", note).await;
     Ok(Action::await_change())
 }
@@ -634,8 +701,8 @@ pub(crate) async fn publish(
     action: &str,
     note: String,
 ) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &pss.object_ref(&())).await {
+    let event = Event { type_, reason, action, note };
+    if let Err(e) = ctx.events.publish(&event, &pss.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "could not publish event");
     }
 }

@@ -207,6 +207,11 @@ impl StoreRegistry {
         stale
     }
 
+    /// The client already built for a store, if any (never builds one).
+    pub fn existing(&self, key: &StoreKey) -> Option<Arc<StoreHandle>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
+    }
+
     /// Forgets a deleted store's client and signs its session out.
     pub fn forget(&self, key: &StoreKey) {
         if let Some(old) = self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(key) {

@@ -126,7 +126,8 @@ pub async fn resolve(
 ) -> Result<Resolved, ResolveError> {
     let plan = plan(spec);
     let fetched = join_all(plan.iter().map(|(source, keys)| fetch(client, source, keys, options))).await;
-    let mut resolved = Resolved::default();
+    // Sized exactly: what a sync learned is kept per resource for as long as the operator runs.
+    let mut resolved = Resolved { data: SecretData::new(), sources: Vec::with_capacity(fetched.len()) };
     for result in fetched {
         let (values, state) = result?;
         for (key, value) in values {
