@@ -74,7 +74,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// The operator's `--concurrency` (reconciles at once; the operator's default).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     concurrency: u16,
     /// The store's `spec.maxConcurrency` (Password Safe calls in flight through it).
     #[arg(long, default_value_t = 8)]

@@ -453,7 +453,7 @@ fn default_deployment_runs_locked_down_with_probes_and_downward_api() {
             "--log-format=json",
             "--metrics-addr=0.0.0.0:8080",
             "--health-addr=0.0.0.0:8081",
-            "--concurrency=32",
+            "--concurrency=64",
             "--default-refresh-interval=1h",
             "--change-detection-interval=60s",
         ]

@@ -51,8 +51,9 @@ pub struct RunArgs {
     /// Namespace the operator runs in: holds its HMAC key Secret.
     #[arg(long, env = "POD_NAMESPACE", default_value = "passwordsafe-system")]
     pub operator_namespace: String,
-    /// PasswordSafeSecrets reconciled at once.
-    #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 32)]
+    /// PasswordSafeSecrets reconciled at once. Password Safe calls are limited separately, per store
+    /// (`maxConcurrency`), so most of these wait on Kubernetes writes while others use the store's slots.
+    #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
     /// Refresh interval of PasswordSafeSecrets that do not set one.
     #[arg(long, env = "DEFAULT_REFRESH_INTERVAL", default_value = "1h", value_parser = parse_duration)]
