@@ -984,46 +984,46 @@ async fn run_size(
         cpu_cold.operator
     );
 
-    let rss_cold_total = rss_cold;
+    // What the cold sync measured, in the table and in the JSON, whether or not the steady phases follow.
+    let cold_row = Row {
+        create_s,
+        cold_s,
+        bound_s,
+        p50_s: percentile(&latencies, 50.0),
+        p99_s: percentile(&latencies, 99.0),
+        calls_cold: total(&cold_calls),
+        expected_calls,
+        sign_ins,
+        rss_cold,
+        rss_mib: rss_cold,
+        cpu_cold,
+        cold_calls: cold_calls.clone(),
+        ..Row::not_measured()
+    };
+    let cold_json = json!({
+        "wall_s": round3(cold_s),
+        "latency_bound_s": round3(bound_s),
+        "ratio_to_bound": round3(cold_s / bound_s),
+        "per_secret_ready": stats(&latencies),
+        "first_ready_s": round3(percentile(&latencies, 0.0)),
+        "calls": cold_calls,
+        "calls_total": total(&cold_calls),
+        "calls_expected_from_flows": expected_calls,
+        "sign_ins": sign_ins,
+        "operator_peak_rss_mib": round3(rss_cold),
+        "cpu": cpu_cold.json(),
+        "api_server": cold_api,
+    });
     if plan.cold_only {
         let exit = operator.terminate().await;
         eprintln!("  operator stopped (exit {exit:?})");
-        let row = Row {
-            create_s,
-            cold_s,
-            bound_s,
-            p50_s: percentile(&latencies, 50.0),
-            p99_s: percentile(&latencies, 99.0),
-            calls_cold: total(&cold_calls),
-            expected_calls,
-            sign_ins,
-            rss_cold: rss_cold_total,
-            rss_mib: rss_cold_total,
-            cpu_cold,
-            cold_calls: cold_calls.clone(),
-            ..Row::not_measured()
-        };
-        let json = json!({
-            "n": n,
-            "create": {"seconds": round3(create_s)},
-            "cold_sync": {
-                "wall_s": round3(cold_s),
-                "latency_bound_s": round3(bound_s),
-                "ratio_to_bound": round3(cold_s / bound_s),
-                "per_secret_ready": stats(&latencies),
-                "calls": cold_calls,
-                "calls_expected_from_flows": expected_calls,
-                "operator_peak_rss_mib": round3(rss_cold_total),
-                "cpu": cpu_cold.json(),
-                "api_server": cold_api,
-            },
-        });
+        let json = json!({ "n": n, "create": {"seconds": round3(create_s)}, "cold_sync": cold_json });
         if std::env::var_os("E2E_KUBECONFIG").is_some() {
             cleanup(&kube, &ns).await;
         }
         ready_task.abort();
         sim.shutdown().await;
-        return Ok(SizeResult { n, json, row });
+        return Ok(SizeResult { n, json, row: cold_row });
     }
 
     // Switch the store to the compressed poll by removing its changeDetectionInterval: the store's client is
@@ -1149,7 +1149,7 @@ async fn run_size(
     ready_task.abort();
 
     let rss_steady = operator.peak_rss_mib();
-    let rss_mib = rss_cold_total.max(rss_steady);
+    let rss_mib = rss_cold.max(rss_steady);
     let cpu_total_s = operator.cpu_seconds();
     let operator_log = operator.log.clone();
     let exit = operator.terminate().await;
@@ -1164,14 +1164,6 @@ async fn run_size(
         (l.len(), percentile(&l, 50.0), percentile(&l, 99.0))
     };
     let row = Row {
-        create_s,
-        cold_s,
-        bound_s,
-        p50_s: percentile(&latencies, 50.0),
-        p99_s: percentile(&latencies, 99.0),
-        calls_cold: total(&cold_calls),
-        expected_calls,
-        sign_ins,
         steady_plain: plain,
         steady_rotating: rotating,
         scheduled: summary(Category::Scheduled),
@@ -1181,13 +1173,11 @@ async fn run_size(
         refresh_s: plan.refresh.as_secs_f64(),
         poll_s: plan.poll.as_secs_f64(),
         intervals: plan.intervals,
-        rss_cold: rss_cold_total,
         rss_steady,
         restart_s,
         restart_calls: total(&restart_calls),
-        cpu_cold,
         cpu_total_s,
-        cold_calls: cold_calls.clone(),
+        ..cold_row
     };
     let propagation_json: serde_json::Map<String, Value> =
         [Category::Scheduled, Category::Unscheduled, Category::SteadyRotating]
@@ -1200,20 +1190,7 @@ async fn run_size(
         "accounts": accounts,
         "secrets_safe_secrets": secrets,
         "create": {"seconds": round3(create_s), "per_second": round3(n as f64 / create_s)},
-        "cold_sync": {
-            "wall_s": round3(cold_s),
-            "latency_bound_s": round3(bound_s),
-            "ratio_to_bound": round3(cold_s / bound_s),
-            "per_secret_ready": stats(&latencies),
-            "first_ready_s": round3(percentile(&latencies, 0.0)),
-            "calls": cold_calls,
-            "calls_total": total(&cold_calls),
-            "calls_expected_from_flows": expected_calls,
-            "sign_ins": sign_ins,
-            "operator_peak_rss_mib": round3(rss_cold_total),
-            "cpu": cpu_cold.json(),
-            "api_server": cold_api,
-        },
+        "cold_sync": cold_json,
         "store_poll_switch": {
             "seconds_until_all_resynced": round3(restart_s),
             "calls": restart_calls,
@@ -1238,7 +1215,7 @@ async fn run_size(
         },
         "operator": {
             "peak_rss_mib": round3(rss_mib),
-            "peak_rss_mib_after_cold_sync": round3(rss_cold_total),
+            "peak_rss_mib_after_cold_sync": round3(rss_cold),
             "cpu_s": round3(cpu_total_s),
             "exit_code": exit,
             "log": operator_log,

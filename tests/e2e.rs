@@ -12,7 +12,7 @@ use kube::api::Api;
 use passwordsafe_simulator::{Running, Seed, ServeOptions};
 use serde_json::Value;
 use support::e2e::{self, Cluster, Operator, eventually};
-use support::fault_proxy::{FaultProxy, Upstream};
+use support::fault_proxy::FaultProxy;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -47,10 +47,8 @@ impl World {
         let mut kubeconfig = cluster.operator_kubeconfig(&ns).await.unwrap();
         let mut proxy = None;
         if via_proxy {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let started = FaultProxy::start(Upstream::from_kubeconfig(&kubeconfig).unwrap()).await.unwrap();
-            kubeconfig = kubeconfig.with_extension("proxy.kubeconfig");
-            std::fs::write(&kubeconfig, started.kubeconfig_yaml(Some(&ns))).unwrap();
+            let (started, proxied) = FaultProxy::in_front_of(&kubeconfig, &ns).await;
+            kubeconfig = proxied;
             proxy = Some(started);
         }
         let operator = start_operator(&kubeconfig, &ns, operator_args);

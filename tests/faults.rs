@@ -25,7 +25,7 @@ use passwordsafe_operator::api::PasswordSafeSecret;
 use passwordsafe_simulator::{Fault, FaultRule, Running, Seed, ServeOptions, TestCa};
 use serde_json::{Value, json};
 use support::e2e::{self, Cluster, Operator, eventually};
-use support::fault_proxy::{FaultProxy, Upstream};
+use support::fault_proxy::FaultProxy;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -70,10 +70,8 @@ impl World {
         let mut kubeconfig = cluster.operator_kubeconfig(&ns).await.unwrap();
         let mut proxy = None;
         if via_proxy {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let started = FaultProxy::start(Upstream::from_kubeconfig(&kubeconfig).unwrap()).await.unwrap();
-            kubeconfig = kubeconfig.with_extension("proxy.kubeconfig");
-            std::fs::write(&kubeconfig, started.kubeconfig_yaml(Some(&ns))).unwrap();
+            let (started, proxied) = FaultProxy::in_front_of(&kubeconfig, &ns).await;
+            kubeconfig = proxied;
             proxy = Some(started);
         }
         let operator = start_operator(&kubeconfig, &ns);

@@ -362,6 +362,16 @@ impl FaultProxy {
         self.handle.clone()
     }
 
+    /// A proxy in front of the API server `kubeconfig` reaches (with its credentials), and a kubeconfig for
+    /// the proxy written beside it (`*.proxy.kubeconfig`, default namespace `namespace`).
+    pub async fn in_front_of(kubeconfig: &Path, namespace: &str) -> (FaultProxy, std::path::PathBuf) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let proxy = FaultProxy::start(Upstream::from_kubeconfig(kubeconfig).unwrap()).await.unwrap();
+        let proxied = kubeconfig.with_extension("proxy.kubeconfig");
+        std::fs::write(&proxied, proxy.kubeconfig_yaml(Some(namespace))).unwrap();
+        (proxy, proxied)
+    }
+
     /// A kubeconfig pointing at the proxy with no credentials (the proxy authenticates upstream).
     pub fn kubeconfig_yaml(&self, namespace: Option<&str>) -> String {
         let namespace = match namespace {
