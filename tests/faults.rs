@@ -92,9 +92,7 @@ impl World {
     }
 
     fn kubectl(&self, args: &[&str]) -> String {
-        let (ok, text) = self.kubectl_stdin(args, "");
-        assert!(ok, "kubectl {args:?}: {text}");
-        text
+        self.cluster.kubectl_ok(&self.ns, args)
     }
 
     fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> (bool, String) {

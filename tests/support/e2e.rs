@@ -73,6 +73,13 @@ impl Cluster {
         (out.status.success(), text)
     }
 
+    /// [`Cluster::kubectl`] without stdin that must succeed: its output.
+    pub fn kubectl_ok(&self, namespace: &str, args: &[&str]) -> String {
+        let (ok, text) = self.kubectl(namespace, args, "");
+        assert!(ok, "kubectl {args:?}: {text}");
+        text
+    }
+
     fn existing(kubeconfig: PathBuf) -> anyhow::Result<Self> {
         let (server, ca_data) = server_and_ca(&kubeconfig)?;
         Ok(Self { kubeconfig, server, ca_data, _control_plane: None, _dir: None })
