@@ -165,6 +165,29 @@ async fn an_unchanged_resource_is_not_fetched_or_written_again() {
 }
 
 #[tokio::test]
+async fn a_reconcile_with_nothing_new_keeps_the_planned_sync_from_memory_when_the_cache_has_no_status() {
+    let rig = rig("", None).await;
+    run(&rig, pss(&rig, app_user_spec())).await.unwrap();
+    let announced = status(&rig)["nextSyncTime"].clone();
+    rig.mock.clear_requests();
+    // Once this process has written the status, the watch cache holds the resource without it.
+    let mut cached = reread(&rig);
+    cached.status = None;
+    run(&rig, cached.clone()).await.unwrap();
+    assert!(rig.mock.calls("PATCH", "/app/status").is_empty(), "nothing new to report: {}", rig.mock.transcript());
+    assert_eq!(status(&rig)["nextSyncTime"], announced);
+    // A failure is reported with its event; the same failure again, from the same status-less copy, is told
+    // apart from a new one by memory: no second event.
+    let mut broken = cached;
+    broken.metadata.generation = Some(2);
+    broken.spec.data[0].managed_account.as_mut().unwrap().account = "ghost".into();
+    assert_eq!(run(&rig, broken.clone()).await.unwrap_err().reason(), "NotFound");
+    assert_eq!(run(&rig, broken).await.unwrap_err().reason(), "NotFound");
+    assert_eq!(ready(&rig).1, "NotFound");
+    assert_eq!(event_reasons(&rig), ["NotFound"]);
+}
+
+#[tokio::test]
 async fn a_deleted_or_edited_secret_is_restored_without_asking_password_safe() {
     let rig = rig("", None).await;
     run(&rig, pss(&rig, app_user_spec())).await.unwrap();

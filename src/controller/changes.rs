@@ -51,12 +51,9 @@ struct Snapshot {
 }
 
 /// Who reads which source, and what each of them last synced from it. Kept small: one entry per resource and
-/// source, for every resource of the store (a source usually has one reader, so a list, not a map).
-#[derive(Default)]
-struct Dependents {
-    by_source: HashMap<Source, Vec<(ObjectRef<PasswordSafeSecret>, SourceInfo)>>,
-    by_object: HashMap<ObjectRef<PasswordSafeSecret>, Vec<Source>>,
-}
+/// source, for every resource of the store (a source usually has one reader, so a list, not a map). There is
+/// no index by resource: the caller knows which sources it registered last time (see [`ChangeTracker::register`]).
+type Dependents = HashMap<Source, Vec<(ObjectRef<PasswordSafeSecret>, SourceInfo)>>;
 
 pub struct ChangeTracker {
     client: Client,
@@ -126,23 +123,32 @@ impl ChangeTracker {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
-    /// Records which sources a resource reads and what it last synced from each: the poller asks for a
-    /// reconcile whenever Password Safe says otherwise.
-    pub fn register(&self, mut object: ObjectRef<PasswordSafeSecret>, sources: Vec<(Source, SourceInfo)>) {
+    /// Records which sources a resource reads and what it last synced from each, in place of what it registered
+    /// before (`previous`, the sources of its last registration here): the poller asks for a reconcile whenever
+    /// Password Safe says otherwise.
+    pub fn register<'a>(
+        &self,
+        mut object: ObjectRef<PasswordSafeSecret>,
+        sources: Vec<(Source, SourceInfo)>,
+        previous: impl IntoIterator<Item = &'a Source>,
+    ) {
         // Name and namespace identify the resource (ObjectRef equality ignores the rest).
         object.extra = Default::default();
         let mut deps = self.dependents.lock().unwrap_or_else(PoisonError::into_inner);
-        remove_object(&mut deps, &object);
-        let names = sources.iter().map(|(s, _)| s.clone()).collect();
+        remove_object(&mut deps, &object, previous);
         for (source, synced) in sources {
-            let readers = deps.by_source.entry(source).or_insert_with(|| Vec::with_capacity(1));
+            let readers = deps.entry(source).or_insert_with(|| Vec::with_capacity(1));
             readers.push((object.clone(), synced));
         }
-        deps.by_object.insert(object, names);
     }
 
-    pub fn unregister(&self, object: &ObjectRef<PasswordSafeSecret>) {
-        remove_object(&mut self.dependents.lock().unwrap_or_else(PoisonError::into_inner), object);
+    /// Forgets a resource's registration (`sources`: those it registered last).
+    pub fn unregister<'a>(
+        &self,
+        object: &ObjectRef<PasswordSafeSecret>,
+        sources: impl IntoIterator<Item = &'a Source>,
+    ) {
+        remove_object(&mut self.dependents.lock().unwrap_or_else(PoisonError::into_inner), object, sources);
     }
 
     /// What Password Safe says about `source`, from a poll no older than `fresh_after`, or else from one
@@ -206,7 +212,7 @@ impl ChangeTracker {
     /// last synced.
     async fn poll(&self) -> Vec<ObjectRef<PasswordSafeSecret>> {
         let sources: Vec<Source> =
-            self.dependents.lock().unwrap_or_else(PoisonError::into_inner).by_source.keys().cloned().collect();
+            self.dependents.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
         tracing::debug!(sources = sources.len(), "change detection poll");
         if sources.is_empty() {
             return Vec::new();
@@ -214,7 +220,7 @@ impl ChangeTracker {
         self.refresh(&sources).await;
         let deps = self.dependents.lock().unwrap_or_else(PoisonError::into_inner);
         let mut stale = HashSet::new();
-        for (source, readers) in &deps.by_source {
+        for (source, readers) in deps.iter() {
             let Some(now) = self.polled_info(source, Timestamp::MIN) else { continue };
             for (object, synced) in readers {
                 if now.moved_since(synced) {
@@ -279,12 +285,12 @@ impl ChangeTracker {
             return;
         }
         let now = Timestamp::now();
-        match self.client.list_managed_accounts().await {
+        let listing = self.client.list_managed_accounts_as(|a| {
+            ((a.system_name.to_lowercase(), a.account_name.to_lowercase()), a.rotation())
+        });
+        match listing.await {
             Ok(list) => {
-                let accounts = list
-                    .iter()
-                    .map(|a| ((a.system_name.to_lowercase(), a.account_name.to_lowercase()), a.rotation()))
-                    .collect();
+                let accounts = list.into_iter().collect();
                 let mut snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
                 snap.accounts = accounts;
                 snap.accounts_at = Some(now);
@@ -302,7 +308,7 @@ impl ChangeTracker {
 
     /// Sources registered by resources.
     fn sources(&self) -> usize {
-        self.dependents.lock().unwrap_or_else(PoisonError::into_inner).by_source.len()
+        self.dependents.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// Refreshes the snapshots of `folders` from one listing of every secret, when that takes fewer calls than
@@ -339,14 +345,16 @@ impl ChangeTracker {
     }
 }
 
-fn remove_object(deps: &mut Dependents, object: &ObjectRef<PasswordSafeSecret>) {
-    if let Some(old) = deps.by_object.remove(object) {
-        for source in old {
-            if let Some(readers) = deps.by_source.get_mut(&source) {
-                readers.retain(|(reader, _)| reader != object);
-                if readers.is_empty() {
-                    deps.by_source.remove(&source);
-                }
+fn remove_object<'a>(
+    deps: &mut Dependents,
+    object: &ObjectRef<PasswordSafeSecret>,
+    sources: impl IntoIterator<Item = &'a Source>,
+) {
+    for source in sources {
+        if let Some(readers) = deps.get_mut(source) {
+            readers.retain(|(reader, _)| reader != object);
+            if readers.is_empty() {
+                deps.remove(source);
             }
         }
     }

@@ -17,17 +17,18 @@ use serde_json::json;
 
 use super::changes::SourceInfo;
 use super::events::{Event, EventPublisher, EventType};
+use super::reported::{Reported, ReportedStatuses, synced_digest, uid_key};
 use super::rollout;
 use super::stores::{StoreError, StoreHandle, StoreKey, StoreRegistry};
 use super::versions::{self, SecretVersions};
-use crate::api::{CreationPolicy, DeletionPolicy, PasswordSafeSecret, SourceStatus};
+use crate::api::{CreationPolicy, DeletionPolicy, PasswordSafeSecret, PasswordSafeSecretStatus, SourceStatus};
 use crate::passwordsafe::RotationInfo;
 use crate::sync::desired::{self, BuildError, FIELD_MANAGER, Owner, TakeoverError};
 use crate::sync::hmac::DataHmac;
 use crate::sync::resolve::{self, ResolveError, Resolved, Source, SourceState};
 use crate::sync::schedule::{self, ScheduleInput, SourceTiming};
 use crate::sync::template::{self, TemplateError};
-use crate::sync::{SecretData, duration};
+use crate::sync::{SecretData, StoredData, duration};
 use crate::telemetry::metrics::Metrics;
 
 /// Finalizer on the PasswordSafeSecrets whose deletion policy has work to do before the resource goes (see
@@ -53,10 +54,13 @@ pub struct Context {
     pub hmac: DataHmac,
     pub default_refresh: Duration,
     pub metrics: Arc<Metrics>,
-    synced: Mutex<HashMap<String, Arc<Synced>>>,
-    failures: Mutex<HashMap<String, u32>>,
+    /// By UID (as a number: one entry per resource for as long as the operator runs).
+    synced: Mutex<HashMap<u128, Arc<Synced>>>,
+    failures: Mutex<HashMap<u128, u32>>,
     /// Fed by the owned-Secret watch (see [`super::versions`]).
     pub secret_versions: Arc<SecretVersions>,
+    /// What each status says, kept when we write it (see [`super::reported`]).
+    pub reported: ReportedStatuses,
 }
 
 impl Context {
@@ -77,6 +81,7 @@ impl Context {
             synced: Mutex::default(),
             failures: Mutex::default(),
             secret_versions: Arc::default(),
+            reported: ReportedStatuses::default(),
         }
     }
 
@@ -87,11 +92,16 @@ impl Context {
     }
 
     fn synced(&self, uid: &str) -> Option<Arc<Synced>> {
-        self.synced.lock().unwrap_or_else(PoisonError::into_inner).get(uid).cloned()
+        self.synced.lock().unwrap_or_else(PoisonError::into_inner).get(&uid_key(uid)).cloned()
     }
 
     fn failures(&self, uid: &str) -> u32 {
-        self.failures.lock().unwrap_or_else(PoisonError::into_inner).get(uid).copied().unwrap_or(0)
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner).get(&uid_key(uid)).copied().unwrap_or(0)
+    }
+
+    /// What the resource's status says: as this process last wrote it, or else as the cache has it.
+    fn reported(&self, pss: &PasswordSafeSecret) -> Option<Reported> {
+        self.reported.get(&pss.uid().unwrap_or_default()).or_else(|| pss.status.as_ref().map(Reported::of))
     }
 
     /// Drops what memory holds about a resource that is gone: its synced values, its change-detection
@@ -100,14 +110,17 @@ impl Context {
         let uid = pss.uid().unwrap_or_default();
         let (forgotten, managed) = {
             let mut map = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
-            let forgotten = map.remove(&uid);
+            let forgotten = map.remove(&uid_key(&uid));
             (forgotten, map.len())
         };
         self.metrics.set_managed_secrets(managed);
-        if let Some(store) = forgotten.and_then(|prev| self.stores.existing(&prev.store)) {
-            store.changes.unregister(&ObjectRef::from_obj(pss));
+        if let Some(prev) = forgotten
+            && let Some(store) = self.stores.existing(&prev.store)
+        {
+            store.changes.unregister(&ObjectRef::from_obj(pss), prev.sources());
         }
-        self.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid_key(&uid));
+        self.reported.forget(&uid);
         let target = desired::target_name(&pss.spec.target, &pss.name_any());
         self.secret_versions.forget(&pss.namespace().unwrap_or_default(), &target);
     }
@@ -117,13 +130,19 @@ impl Context {
 /// except into the Secret).
 struct Synced {
     generation: Option<i64>,
-    store: StoreKey,
+    store: Arc<StoreKey>,
     resolved: Resolved,
-    data: SecretData,
+    data: StoredData,
     hmac: String,
     loops: u32,
     /// When Password Safe was last asked (for the rotation-loop back-off).
     fetched_at: Timestamp,
+}
+
+impl Synced {
+    fn sources(&self) -> impl Iterator<Item = &Source> {
+        self.resolved.sources.iter().map(|s| &s.source)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,9 +286,10 @@ struct Outcome {
 
 async fn apply(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
     let uid = pss.uid().unwrap_or_default();
-    match sync(pss, ctx).await {
+    let reported = ctx.reported(pss);
+    match sync(pss, ctx, reported.as_ref()).await {
         Ok(outcome) => {
-            ctx.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
+            ctx.failures.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid_key(&uid));
             ctx.metrics.rotations_observed(outcome.rotated.len());
             if outcome.restart_workloads && !pss.spec.rollout_restart_targets.is_empty() {
                 rollout::restart(ctx, pss).await;
@@ -277,16 +297,16 @@ async fn apply(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
             publish_success_events(ctx, pss, &outcome, outcome.changed).await;
             // A reconcile between planned syncs (our own Secret write, a store update, a restarted watch) that
             // found nothing to do keeps the planned next sync, and with it the status that announces it.
-            if let Some(planned) = planned_sync_kept(pss, &outcome, Timestamp::now()) {
+            if let Some(planned) = planned_sync_kept(pss, reported.as_ref(), &outcome, Timestamp::now()) {
                 return Ok(Action::requeue(planned));
             }
-            write_status_success(ctx, pss, &outcome).await?;
+            write_status_success(ctx, pss, reported.as_ref(), &outcome).await?;
             Ok(Action::requeue(outcome.next))
         }
         Err(error) => {
             let failures = {
                 let mut map = ctx.failures.lock().unwrap_or_else(PoisonError::into_inner);
-                let n = map.entry(uid).or_insert(0);
+                let n = map.entry(uid_key(&uid)).or_insert(0);
                 *n += 1;
                 *n
             };
@@ -299,14 +319,14 @@ async fn apply(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
                 jitter: 0.0,
             })
             .0;
-            write_status_failure(ctx, pss, &error, delay).await;
+            write_status_failure(ctx, pss, reported.as_ref(), &error, delay).await;
             Err(error)
         }
     }
 }
 
 /// Decide, fetch when needed, build and apply the Secret, record what was synced.
-async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
+async fn sync(pss: &PasswordSafeSecret, ctx: &Context, reported: Option<&Reported>) -> Result<Outcome> {
     let namespace = pss.namespace().unwrap_or_default();
     let name = pss.name_any();
     let uid = pss.uid().ok_or_else(|| Error::Invalid("resource has no UID".into()))?;
@@ -332,7 +352,7 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
             for source in &mut resolved.sources {
                 source.held_until = source.held_until.filter(|t| *t > now);
             }
-            (resolved, prev.data.clone(), prev.loops, prev.fetched_at)
+            (resolved, prev.data.to_data(), prev.loops, prev.fetched_at)
         }
         (reason, _) => {
             let options = store.request_options(spec.request.as_ref());
@@ -357,25 +377,26 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Outcome> {
     let rotated =
         previous.as_deref().map(|prev| rotations(&prev.resolved.sources, &resolved.sources)).unwrap_or_default();
     let hmac = ctx.hmac.digest(&data);
-    let synced_facts = resolved.sources.iter().map(|s| (s.source.clone(), info_of(s))).collect();
-    store.changes.register(ObjectRef::from_obj(pss), synced_facts);
+    register_sources(ctx, pss, &store, &resolved, previous.as_deref());
     // Compared with what this process synced last, or (after a restart) with what status says was synced.
-    let previous_hmac =
-        previous.as_ref().map(|p| p.hmac.clone()).or_else(|| pss.status.as_ref().and_then(|s| s.data_hmac.clone()));
+    let previous_hmac = previous
+        .as_ref()
+        .map(|p| p.hmac.clone())
+        .or_else(|| reported.and_then(|r| r.data_hmac.as_deref().map(str::to_owned)));
     let changed = previous_hmac.as_deref() != Some(hmac.as_str());
     let restart_workloads = changed && previous_hmac.is_some();
     let synced = Arc::new(Synced {
         generation: pss.meta().generation,
         store: store.key.clone(),
         resolved,
-        data,
+        data: data.into(),
         hmac,
         loops,
         fetched_at,
     });
     let managed = {
         let mut map = ctx.synced.lock().unwrap_or_else(PoisonError::into_inner);
-        map.insert(uid, synced.clone());
+        map.insert(uid_key(&uid), synced.clone());
         map.len()
     };
     ctx.metrics.set_managed_secrets(managed);
@@ -428,6 +449,26 @@ async fn write_secret(
     Ok(applied)
 }
 
+/// Tells the store's change detection what this sync read, in place of what the previous sync registered (with
+/// this store, or with the store the resource used before).
+fn register_sources(
+    ctx: &Context,
+    pss: &PasswordSafeSecret,
+    store: &StoreHandle,
+    now: &Resolved,
+    prev: Option<&Synced>,
+) {
+    let object = ObjectRef::from_obj(pss);
+    let registered_here = prev.filter(|p| p.store == store.key);
+    if let Some(prev) = prev.filter(|p| p.store != store.key)
+        && let Some(old) = ctx.stores.existing(&prev.store)
+    {
+        old.changes.unregister(&object, prev.sources());
+    }
+    let facts = now.sources.iter().map(|s| (s.source.clone(), info_of(s))).collect();
+    store.changes.register(object, facts, registered_here.into_iter().flat_map(Synced::sources));
+}
+
 /// After a restart or a leader change nothing is in memory. Rather than request every credential again at
 /// once, take the live Secret as what we synced when (a) status says this generation was synced, (b) the live
 /// data matches status.dataHmac (keyed: only our key can produce it), and (c) Password Safe reports every
@@ -474,7 +515,7 @@ async fn adopt(pss: &PasswordSafeSecret, ctx: &Context, store: &StoreHandle) -> 
         store: store.key.clone(),
         resolved: Resolved { data: SecretData::new(), sources: states },
         hmac: digest.to_owned(),
-        data,
+        data: data.into(),
         loops: 0,
         fetched_at: synced_at,
     }))
@@ -709,7 +750,12 @@ pub(crate) async fn publish(
 
 /// When nothing was fetched, written or learned and the status already says all this sync would write, the
 /// time until the sync the status announces (`nextSyncTime`), unless this sync would plan an earlier one.
-fn planned_sync_kept(pss: &PasswordSafeSecret, outcome: &Outcome, now: Timestamp) -> Option<Duration> {
+fn planned_sync_kept(
+    pss: &PasswordSafeSecret,
+    reported: Option<&Reported>,
+    outcome: &Outcome,
+    now: Timestamp,
+) -> Option<Duration> {
     let synced = &outcome.synced;
     if outcome.fetched.is_some()
         || outcome.applied
@@ -719,98 +765,128 @@ fn planned_sync_kept(pss: &PasswordSafeSecret, outcome: &Outcome, now: Timestamp
     {
         return None;
     }
-    let status = pss.status.as_ref()?;
+    let reported = reported?;
     let name = desired::target_name(&pss.spec.target, &pss.name_any());
-    let ready = status.conditions.iter().find(|c| c.type_ == READY)?;
-    let micros = |t: &Option<MicroTime>| t.as_ref().map(|t| t.0.as_microsecond());
     let sources: Vec<SourceStatus> = synced.resolved.sources.iter().map(source_status).collect();
-    let same_sources = status.sources.len() == sources.len()
-        && status.sources.iter().zip(&sources).all(|(a, b)| {
-            a.key == b.key
-                && a.source == b.source
-                && micros(&a.last_change_date) == micros(&b.last_change_date)
-                && micros(&a.next_change_date) == micros(&b.next_change_date)
-                && micros(&a.modified_on) == micros(&b.modified_on)
-        });
-    let current = ready.status == "True"
-        && ready.reason == "Synced"
-        && ready.message == format!("Secret {name} holds the current data")
-        && !status.conditions.iter().any(|c| c.type_ == ROTATION_LOOP && c.status == "True")
-        && status.observed_generation == pss.meta().generation
-        && status.secret_name.as_deref() == Some(name.as_str())
-        && status.data_hmac.as_deref() == Some(synced.hmac.as_str())
-        && same_sources;
-    let planned = Duration::try_from(status.next_sync_time.as_ref()?.0.duration_since(now)).ok()?;
+    let current = reported.ready.is_some_and(|c| c.says(true, "Synced", &ready_message(&name)))
+        && !reported.rotation_loop.is_some_and(|c| c.is_true)
+        && reported.observed_generation == pss.meta().generation
+        && reported.synced == synced_digest(Some(&name), &sources)
+        && reported.data_hmac.as_deref() == Some(synced.hmac.as_str());
+    let planned = Duration::try_from(reported.next_sync?.duration_since(now)).ok()?;
     (current && planned >= schedule::MIN_DELAY && planned <= outcome.latest).then_some(planned)
 }
 
-async fn write_status_success(ctx: &Context, pss: &PasswordSafeSecret, outcome: &Outcome) -> Result<()> {
-    let now = Timestamp::now();
-    let synced = &outcome.synced;
-    let message = format!("Secret {} holds the current data", desired::target_name(&pss.spec.target, &pss.name_any()));
-    let mut conditions = vec![condition(pss, READY, "True", "Synced", &message)];
-    if synced.loops >= LOOP_THRESHOLD {
-        conditions.push(condition(pss, ROTATION_LOOP, "True", "RotatesAfterCheckin", &rotation_loop_message(synced)));
-    }
-    let sources: Vec<SourceStatus> = synced.resolved.sources.iter().map(source_status).collect();
-    let status = json!({
-        "status": {
-            "conditions": conditions,
-            "observedGeneration": pss.meta().generation,
-            "secretName": desired::target_name(&pss.spec.target, &pss.name_any()),
-            "lastSyncTime": Time(now),
-            "nextSyncTime": Time(now + SignedDuration::try_from(outcome.next).unwrap_or_default()),
-            "sources": sources,
-            "dataHmac": synced.hmac,
-        }
-    });
-    patch_status(ctx, pss, status).await.map_err(Error::Kube)?;
-    Ok(())
+fn ready_message(secret_name: &str) -> String {
+    format!("Secret {secret_name} holds the current data")
 }
 
-async fn write_status_failure(ctx: &Context, pss: &PasswordSafeSecret, error: &Error, retry_in: Duration) {
+async fn write_status_success(
+    ctx: &Context,
+    pss: &PasswordSafeSecret,
+    reported: Option<&Reported>,
+    outcome: &Outcome,
+) -> Result<()> {
+    let now = Timestamp::now();
+    let synced = &outcome.synced;
+    let name = desired::target_name(&pss.spec.target, &pss.name_any());
+    let since = |type_: &str, status: &str| transition_time(reported, type_, status == "True");
+    let mut conditions = vec![condition(pss, READY, "True", "Synced", &ready_message(&name), since(READY, "True"))];
+    if synced.loops >= LOOP_THRESHOLD {
+        let message = rotation_loop_message(synced);
+        conditions.push(condition(
+            pss,
+            ROTATION_LOOP,
+            "True",
+            "RotatesAfterCheckin",
+            &message,
+            since(ROTATION_LOOP, "True"),
+        ));
+    }
+    let status = PasswordSafeSecretStatus {
+        conditions,
+        observed_generation: pss.meta().generation,
+        secret_name: Some(name),
+        last_sync_time: Some(Time(now)),
+        next_sync_time: Some(Time(now + SignedDuration::try_from(outcome.next).unwrap_or_default())),
+        sources: synced.resolved.sources.iter().map(source_status).collect(),
+        data_hmac: Some(synced.hmac.clone()),
+    };
+    write_status(ctx, pss, reported, status).await.map_err(Error::Kube)
+}
+
+async fn write_status_failure(
+    ctx: &Context,
+    pss: &PasswordSafeSecret,
+    reported: Option<&Reported>,
+    error: &Error,
+    retry_in: Duration,
+) {
     let now = Timestamp::now();
     let message = error.to_string();
-    let previous = pss.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
-    let changed = previous.is_none_or(|c| c.status != "False" || c.reason != error.reason() || c.message != message);
-    if changed {
+    let previous = reported.and_then(|r| r.ready);
+    if !previous.is_some_and(|c| c.says(false, error.reason(), &message)) {
         publish(ctx, pss, EventType::Warning, error.reason(), error.action(), message.clone()).await;
     }
-    let status = json!({
-        "status": {
-            "conditions": [condition(pss, READY, "False", error.reason(), &message)],
-            "observedGeneration": pss.meta().generation,
-            "nextSyncTime": Time(now + SignedDuration::try_from(retry_in).unwrap_or_default()),
-        }
-    });
-    if let Err(e) = patch_status(ctx, pss, status).await {
+    let since = transition_time(reported, READY, false);
+    let status = PasswordSafeSecretStatus {
+        conditions: vec![condition(pss, READY, "False", error.reason(), &message, since)],
+        observed_generation: pss.meta().generation,
+        next_sync_time: Some(Time(now + SignedDuration::try_from(retry_in).unwrap_or_default())),
+        ..Default::default()
+    };
+    if let Err(e) = write_status(ctx, pss, reported, status).await {
         tracing::warn!(error = %e, "could not write status");
     }
 }
 
-async fn patch_status(
+/// Merge-patches the status (fields left out stay as they are) and keeps a note of what it now says. The note
+/// is taken before the write, because the watch may deliver the write before its response arrives; a failed
+/// write puts the previous note back.
+async fn write_status(
     ctx: &Context,
     pss: &PasswordSafeSecret,
-    status: serde_json::Value,
-) -> kube::Result<PasswordSafeSecret> {
+    reported: Option<&Reported>,
+    status: PasswordSafeSecretStatus,
+) -> kube::Result<()> {
+    let uid = pss.uid().unwrap_or_default();
+    let note = reported.map_or_else(|| Reported::of(&status), |r| r.after(&status));
+    let replaced = ctx.reported.set(&uid, note);
     let api: Api<PasswordSafeSecret> = Api::namespaced(ctx.kube.clone(), &pss.namespace().unwrap_or_default());
-    api.patch_status(&pss.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await
+    let patch = json!({ "status": status });
+    match api.patch_status(&pss.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            ctx.reported.restore(&uid, replaced);
+            Err(e)
+        }
+    }
 }
 
-/// A condition that keeps its lastTransitionTime while its status stays the same.
-fn condition(pss: &PasswordSafeSecret, type_: &str, status: &str, reason: &str, message: &str) -> Condition {
-    let previous = pss.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
-    let last_transition_time = match previous {
-        Some(p) if p.status == status => p.last_transition_time.clone(),
+/// The lastTransitionTime of a condition about to be written: kept while its status stays the same.
+fn transition_time(reported: Option<&Reported>, type_: &str, is_true: bool) -> Time {
+    let previous = reported.and_then(|r| if type_ == READY { r.ready } else { r.rotation_loop });
+    match previous {
+        Some(p) if p.is_true == is_true => Time(p.since),
         _ => Time(Timestamp::now()),
-    };
+    }
+}
+
+fn condition(
+    pss: &PasswordSafeSecret,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    since: Time,
+) -> Condition {
     Condition {
         type_: type_.into(),
         status: status.into(),
         reason: reason.into(),
         message: message.into(),
         observed_generation: pss.meta().generation,
-        last_transition_time,
+        last_transition_time: since,
     }
 }
 

@@ -87,7 +87,8 @@ impl StoreError {
 
 /// What a reconcile borrows from a store.
 pub struct StoreHandle {
-    pub key: StoreKey,
+    /// Shared with the memory of every resource synced through this store.
+    pub key: Arc<StoreKey>,
     pub client: Client,
     pub request_defaults: RequestSettings,
     pub changes: Arc<ChangeTracker>,
@@ -357,7 +358,7 @@ impl StoreRegistry {
         tracing::info!(store = %key, "built Password Safe client for store");
         let own_ns = key.namespace.as_deref();
         Ok(StoreHandle {
-            key: key.clone(),
+            key: Arc::new(key.clone()),
             changes: ChangeTracker::new(client.clone(), poll, self.trigger.clone()),
             client,
             request_defaults: settings.request_defaults.clone().unwrap_or_default(),

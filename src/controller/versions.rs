@@ -12,23 +12,26 @@ use std::sync::{Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Secret;
 
+/// One entry per Secret the watch delivers or the operator writes, for as long as the operator runs: kept to
+/// a key and four numbers. resourceVersions are only compared for equality, so a 64-bit digest of each stands
+/// in for the text.
 #[derive(Default)]
 pub struct SecretVersions {
-    secrets: Mutex<HashMap<(String, String), Versions>>,
+    secrets: Mutex<HashMap<Box<str>, Versions>>,
     /// Counts the watch's listings; entries remember the last one that delivered them.
     listing: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
 struct Versions {
-    /// The PasswordSafeSecret that wrote it (its owner annotation).
-    owner: Option<String>,
+    /// The PasswordSafeSecret that wrote it (the name in its owner annotation; same namespace).
+    owner: Option<Box<str>>,
     /// The resourceVersion the watch last delivered, and in which listing.
-    seen: Option<String>,
+    seen: Option<u64>,
     listed: u64,
     /// The resourceVersion our last apply (or our last check of the live Secret) produced, and a digest of the
     /// Secret we wanted then.
-    written: Option<(String, u64)>,
+    written: Option<(u64, u64)>,
 }
 
 impl SecretVersions {
@@ -36,12 +39,13 @@ impl SecretVersions {
     /// of our own last write is (somebody edited it, or the watch saw it before our apply returned).
     pub fn seen(&self, namespace: &str, name: &str, version: Option<&str>, owner: Option<String>) -> bool {
         let listing = self.listing.load(Ordering::Relaxed);
+        let version = version.map(version_digest);
         let mut secrets = self.lock();
-        let entry = secrets.entry((namespace.to_owned(), name.to_owned())).or_default();
-        entry.seen = version.map(str::to_owned);
+        let entry = secrets.entry(key(namespace, name)).or_default();
+        entry.seen = version;
         entry.listed = listing;
-        entry.owner = owner;
-        entry.written.as_ref().is_none_or(|(written, _)| Some(written.as_str()) != version)
+        entry.owner = owner.map(String::into_boxed_str);
+        entry.written.is_none_or(|(written, _)| Some(written) != version)
     }
 
     /// The watch starts listing every Secret again (it lost its place, or started).
@@ -54,10 +58,10 @@ impl SecretVersions {
     pub fn end_listing(&self) -> Vec<(String, String)> {
         let listing = self.listing.load(Ordering::Relaxed);
         let mut gone = Vec::new();
-        self.lock().retain(|(namespace, _), v| {
+        self.lock().retain(|key, v| {
             let keep = v.listed == listing;
-            if !keep && let Some(owner) = &v.owner {
-                gone.push((namespace.clone(), owner.clone()));
+            if !keep && let (Some(owner), Some((namespace, _))) = (&v.owner, key.split_once('/')) {
+                gone.push((namespace.to_owned(), owner.to_string()));
             }
             keep
         });
@@ -66,29 +70,40 @@ impl SecretVersions {
 
     /// The Secret is gone (deleted, or no longer selected by the watch): nothing about it is known.
     pub fn forget(&self, namespace: &str, name: &str) {
-        self.lock().remove(&(namespace.to_owned(), name.to_owned()));
+        self.lock().remove(&key(namespace, name));
     }
 
     /// A reconcile applied `desired` (or found the live Secret matching it) at `version`.
     pub fn written(&self, namespace: &str, name: &str, version: Option<&str>, desired: u64) {
         let mut secrets = self.lock();
-        let entry = secrets.entry((namespace.to_owned(), name.to_owned())).or_default();
-        entry.written = version.map(|v| (v.to_owned(), desired));
+        let entry = secrets.entry(key(namespace, name)).or_default();
+        entry.written = version.map(|v| (version_digest(v), desired));
     }
 
     /// Whether the live Secret is known to be exactly `desired` as we wrote it: our last write was of the same
     /// Secret, and the latest version the watch delivered is that write's. Anything less means reading it.
     pub fn is_current(&self, namespace: &str, name: &str, desired: u64) -> bool {
         let secrets = self.lock();
-        secrets.get(&(namespace.to_owned(), name.to_owned())).is_some_and(|v| match (&v.written, &v.seen) {
-            (Some((written, digest)), Some(seen)) => written == seen && *digest == desired,
+        secrets.get(&key(namespace, name)).is_some_and(|v| match (v.written, v.seen) {
+            (Some((written, digest)), Some(seen)) => written == seen && digest == desired,
             _ => false,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Versions>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Versions>> {
         self.secrets.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// `namespace/name` (a namespace cannot contain `/`).
+fn key(namespace: &str, name: &str) -> Box<str> {
+    format!("{namespace}/{name}").into_boxed_str()
+}
+
+fn version_digest(version: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    version.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// A digest of a Secret as the operator would apply it (in memory only; never written anywhere).

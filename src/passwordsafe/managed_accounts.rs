@@ -47,6 +47,12 @@ impl Client {
     /// LastChangeDate, NextChangeDate, IsChanging and ChangeState for each: one call per page tells which
     /// accounts rotated since we last looked.
     pub async fn list_managed_accounts(&self) -> Result<Vec<ManagedAccount>> {
+        self.list_managed_accounts_as(|account| account).await
+    }
+
+    /// [`Client::list_managed_accounts`], each account turned into what the caller keeps as its page arrives,
+    /// so that a listing of many thousand accounts is never held whole.
+    pub async fn list_managed_accounts_as<T>(&self, mut keep: impl FnMut(ManagedAccount) -> T) -> Result<Vec<T>> {
         let limit = self.inner.page_size;
         let mut all = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -65,7 +71,7 @@ impl Client {
                     format!("page at offset {offset} repeats listed accounts (offset ignored?)"),
                 ));
             }
-            all.extend(page);
+            all.extend(page.into_iter().map(&mut keep));
             if !full {
                 return Ok(all);
             }

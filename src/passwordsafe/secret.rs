@@ -78,6 +78,12 @@ impl SecretBytes {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The same bytes without spare capacity (a value read from a response body keeps the body's buffer size).
+    /// The old buffer is zeroized when it is dropped.
+    pub fn shrunk(self) -> Self {
+        if self.0.capacity() == self.0.len() { self } else { Self(self.0.clone()) }
+    }
 }
 
 impl fmt::Debug for SecretBytes {
