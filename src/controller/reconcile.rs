@@ -790,8 +790,8 @@ async fn write_status_success(
     let now = Timestamp::now();
     let synced = &outcome.synced;
     let name = desired::target_name(&pss.spec.target, &pss.name_any());
-    let since = |type_: &str, status: &str| transition_time(reported, type_, status == "True");
-    let mut conditions = vec![condition(pss, READY, "True", "Synced", &ready_message(&name), since(READY, "True"))];
+    let ready_since = transition_time(reported, READY, true);
+    let mut conditions = vec![condition(pss, READY, "True", "Synced", &ready_message(&name), ready_since)];
     if synced.loops >= LOOP_THRESHOLD {
         let message = rotation_loop_message(synced);
         conditions.push(condition(
@@ -800,7 +800,7 @@ async fn write_status_success(
             "True",
             "RotatesAfterCheckin",
             &message,
-            since(ROTATION_LOOP, "True"),
+            transition_time(reported, ROTATION_LOOP, true),
         ));
     }
     let status = PasswordSafeSecretStatus {
