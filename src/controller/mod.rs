@@ -295,8 +295,8 @@ fn owner_of(secret: &PartialObjectMeta<Secret>) -> Option<ObjectRef<PasswordSafe
 
 /// The PasswordSafeSecrets to reconcile: new ones, and those whose [`spec_or_lifecycle`] changed. What kube's
 /// `predicate_filter` does, keyed by UID as a number instead of three strings per resource: at 10 000
-/// resources that map is a fifth of the size. A listing after the watch lost its place drops the entries of
-/// resources it no longer contains. Watch errors are logged here (the watch retries with backoff).
+/// resources that map is about a quarter of the size. A listing after the watch lost its place drops the
+/// entries of resources it no longer contains. Watch errors are logged here (the watch retries with backoff).
 fn reconcile_worthy(
     events: impl futures::Stream<Item = Result<watcher::Event<PasswordSafeSecret>, watcher::Error>>,
 ) -> impl futures::Stream<Item = ObjectRef<PasswordSafeSecret>> {
