@@ -8,7 +8,6 @@
 //! note is part of what makes two events "the same", so a new message is never hidden behind an old one.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
 use jiff::{SignedDuration, Timestamp};
@@ -17,6 +16,8 @@ use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 pub use kube::runtime::events::EventType;
+
+use super::compact::digest;
 
 /// How long a published event can still grow a series (kube-runtime and client-go use 6 minutes).
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
@@ -138,10 +139,8 @@ fn type_name(type_: EventType) -> &'static str {
 
 /// Same object (by UID), same type, reason, action and note: the same event.
 fn key_of(event: &Event<'_>, regarding: &ObjectReference) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (&regarding.uid, &regarding.namespace, &regarding.name).hash(&mut hasher);
-    (type_name(event.type_), event.reason, event.action, &event.note).hash(&mut hasher);
-    hasher.finish()
+    let object = (&regarding.uid, &regarding.namespace, &regarding.name);
+    digest(&(object, (type_name(event.type_), event.reason, event.action, &event.note)))
 }
 
 #[cfg(test)]

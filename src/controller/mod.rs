@@ -10,6 +10,7 @@
 //! ```
 
 mod changes;
+mod compact;
 pub mod events;
 pub mod reconcile;
 mod reported;
@@ -36,9 +37,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream_shim::UnboundedReceiverStream;
 
+use compact::uid_key;
 use events::EventPublisher;
 pub use reconcile::{Context, FINALIZER};
-use reported::uid_key;
 pub use stores::{StoreKey, StoreRegistry, client_config, selector_matches};
 use versions::SecretVersions;
 
@@ -232,22 +233,49 @@ fn strip_unread(pss: &mut PasswordSafeSecret, ctx: &Context) {
 fn spec_changes_and_deletions<K: Resource>(
     events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> {
-    let mut generations: HashMap<String, Option<i64>> = HashMap::new();
+    let mut seen = Seen::default();
     events.filter_map(move |event| {
         let news = match event {
             Err(e) => Some(Err(e)),
-            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
-                let generation = obj.meta().generation;
-                (generations.insert(obj.uid().unwrap_or_default(), generation) != Some(generation)).then_some(Ok(obj))
-            }
-            Ok(watcher::Event::Delete(obj)) => {
-                generations.remove(&obj.uid().unwrap_or_default());
-                Some(Ok(obj))
-            }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Ok(event) => seen.news(event, |obj| compact::digest(&obj.meta().generation)).map(Ok),
         };
         future::ready(news)
     })
+}
+
+/// What a watch last delivered of each object, as a digest of what matters about it, by UID. Tells news (a
+/// new object, a change in what the digest covers, a deletion) from repeats. A listing after the watch lost
+/// its place drops the objects it no longer contains (their deletion was never delivered).
+#[derive(Default)]
+struct Seen {
+    digests: HashMap<u128, (u64, u32)>,
+    listing: u32,
+}
+
+impl Seen {
+    /// The object of `event` when it is news.
+    fn news<K: Resource>(&mut self, event: watcher::Event<K>, digest: impl Fn(&K) -> u64) -> Option<K> {
+        match event {
+            watcher::Event::Init => {
+                self.listing = self.listing.wrapping_add(1);
+                None
+            }
+            watcher::Event::InitDone => {
+                let listing = self.listing;
+                self.digests.retain(|_, (_, listed)| *listed == listing);
+                None
+            }
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
+                let now = digest(&obj);
+                let before = self.digests.insert(uid_key(&obj.uid().unwrap_or_default()), (now, self.listing));
+                (before.map(|(d, _)| d) != Some(now)).then_some(obj)
+            }
+            watcher::Event::Delete(obj) => {
+                self.digests.remove(&uid_key(&obj.uid().unwrap_or_default()));
+                Some(obj)
+            }
+        }
+    }
 }
 
 /// Owned Secrets that changed for a reason other than our own last write (see [`versions`]). After the watch
@@ -295,37 +323,22 @@ fn owner_of(secret: &PartialObjectMeta<Secret>) -> Option<ObjectRef<PasswordSafe
 
 /// The PasswordSafeSecrets to reconcile: new ones, and those whose [`spec_or_lifecycle`] changed. What kube's
 /// `predicate_filter` does, keyed by UID as a number instead of three strings per resource: at 10 000
-/// resources that map is about a quarter of the size. A listing after the watch lost its place drops the
-/// entries of resources it no longer contains. Watch errors are logged here (the watch retries with backoff).
+/// resources that map is about a quarter of the size. Deletions need no reconcile (the watch's delete event
+/// clears memory). Watch errors are logged here (the watch retries with backoff).
 fn reconcile_worthy(
     events: impl futures::Stream<Item = Result<watcher::Event<PasswordSafeSecret>, watcher::Error>>,
 ) -> impl futures::Stream<Item = ObjectRef<PasswordSafeSecret>> {
-    let mut seen: HashMap<u128, (u64, u32)> = HashMap::new();
-    let mut listing = 0u32;
+    let mut seen = Seen::default();
     events.filter_map(move |event| {
         let news = match event {
             Err(e) => {
                 tracing::warn!(error = %e, "PasswordSafeSecret watch failed; retrying");
                 None
             }
-            Ok(watcher::Event::Init) => {
-                listing = listing.wrapping_add(1);
-                None
-            }
-            Ok(watcher::Event::InitDone) => {
-                seen.retain(|_, (_, listed)| *listed == listing);
-                None
-            }
-            Ok(watcher::Event::Apply(pss) | watcher::Event::InitApply(pss)) => {
-                let key = uid_key(&pss.uid().unwrap_or_default());
-                let hash = spec_or_lifecycle(&pss);
-                let before = seen.insert(key, (hash, listing));
-                (before.map(|(h, _)| h) != Some(hash))
-                    .then(|| ObjectRef::new(&pss.name_any()).within(&pss.namespace().unwrap_or_default()))
-            }
-            Ok(watcher::Event::Delete(pss)) => {
-                seen.remove(&uid_key(&pss.uid().unwrap_or_default()));
-                None
+            Ok(event) => {
+                let deleted = matches!(event, watcher::Event::Delete(_));
+                let news = seen.news(event, spec_or_lifecycle).filter(|_| !deleted);
+                news.map(|pss| ObjectRef::new(&pss.name_any()).within(&pss.namespace().unwrap_or_default()))
             }
         };
         future::ready(news)
@@ -335,13 +348,8 @@ fn reconcile_worthy(
 /// What decides whether a PasswordSafeSecret event is worth a reconcile: its generation (spec), its finalizers
 /// (the finalizer helper continues after its own patch) and its deletion.
 fn spec_or_lifecycle(pss: &PasswordSafeSecret) -> u64 {
-    use std::hash::{Hash, Hasher};
     let meta = pss.meta();
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    meta.generation.hash(&mut hasher);
-    meta.finalizers.hash(&mut hasher);
-    meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()).hash(&mut hasher);
-    hasher.finish()
+    compact::digest(&(meta.generation, &meta.finalizers, meta.deletion_timestamp.as_ref().map(|t| t.0.as_second())))
 }
 
 fn scoped<K>(kube: &kube::Client, namespace: Option<&str>) -> Api<K>

@@ -16,8 +16,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::changes::SourceInfo;
+use super::compact::uid_key;
 use super::events::{Event, EventPublisher, EventType};
-use super::reported::{Reported, ReportedStatuses, synced_digest, uid_key};
+use super::reported::{Reported, ReportedStatuses, synced_digest};
 use super::rollout;
 use super::stores::{StoreError, StoreHandle, StoreKey, StoreRegistry};
 use super::versions::{self, SecretVersions};

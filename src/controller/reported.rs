@@ -9,12 +9,12 @@
 //! start, or a leader change), and for adopting a live Secret then.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime};
 
+use super::compact::{digest, uid_key};
 use crate::api::{PasswordSafeSecretStatus, SourceStatus};
 
 /// The status of one resource, reduced to what reconciles compare against.
@@ -89,12 +89,6 @@ pub fn synced_digest(secret_name: Option<&str>, sources: &[SourceStatus]) -> u64
     digest(&(secret_name, sources))
 }
 
-fn digest(value: &impl Hash) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    value.hash(&mut hasher);
-    hasher.finish()
-}
-
 /// The notes of every resource this process has written the status of, by UID.
 #[derive(Default)]
 pub struct ReportedStatuses {
@@ -131,15 +125,6 @@ impl ReportedStatuses {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, Reported>> {
         self.notes.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A Kubernetes UID (an RFC 4122 UUID) as a number; anything else as a hash of its text.
-pub fn uid_key(uid: &str) -> u128 {
-    let hex: String = uid.chars().filter(|c| *c != '-').collect();
-    match u128::from_str_radix(&hex, 16) {
-        Ok(n) if hex.len() == 32 => n,
-        _ => u128::from(digest(&uid)),
     }
 }
 
@@ -221,12 +206,5 @@ mod tests {
         notes.set(uid, Reported::of(&success()));
         notes.forget(uid);
         assert!(!notes.contains(uid));
-    }
-
-    #[test]
-    fn uids_are_numbers_and_other_text_a_hash() {
-        assert_eq!(uid_key("00000000-0000-0000-0000-00000000000a"), 10);
-        assert_ne!(uid_key("x"), uid_key("y"));
-        assert_eq!(uid_key("x"), uid_key("x"));
     }
 }

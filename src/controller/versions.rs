@@ -6,11 +6,12 @@
 //! reconcile with nothing new to write skips the GET as long as the watch has confirmed the version we wrote.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Secret;
+
+use super::compact;
 
 /// One entry per Secret the watch delivers or the operator writes, for as long as the operator runs: kept to
 /// a key and four numbers. resourceVersions are only compared for equality, so a 64-bit digest of each stands
@@ -101,16 +102,12 @@ fn key(namespace: &str, name: &str) -> Box<str> {
 }
 
 fn version_digest(version: &str) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    version.hash(&mut hasher);
-    hasher.finish()
+    compact::digest(&version)
 }
 
 /// A digest of a Secret as the operator would apply it (in memory only; never written anywhere).
 pub fn digest(secret: &Secret) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_vec(secret).unwrap_or_default().hash(&mut hasher);
-    hasher.finish()
+    compact::digest(&serde_json::to_vec(secret).unwrap_or_default())
 }
 
 #[cfg(test)]
