@@ -4,9 +4,9 @@
 #
 # Runtime base: gcr.io/distroless/cc-debian12 (glibc, libgcc, CA certificates, no shell, no package manager)
 # rather than a static musl binary on distroless/static: the builder below is Debian 12 too, so the binary links
-# against the same glibc it runs with, no musl cross toolchain is needed for ring's C and assembly parts, and
-# the multi-threaded tokio runtime keeps glibc's allocator (musl's is much slower under contention). The CA
-# certificates are the system roots the Password Safe client trusts by default.
+# against the same glibc it runs with, and no musl cross toolchain is needed for ring's C and assembly parts or
+# for jemalloc (the operator's allocator, built from C by the tikv-jemalloc-sys crate with the builder's gcc and
+# make). The CA certificates are the system roots the Password Safe client trusts by default.
 
 ARG RUST_VERSION=1.95
 

@@ -223,7 +223,7 @@ pub struct RolloutRestartTarget {
     version = "v1alpha1",
     kind = "PasswordSafeSecret",
     namespaced,
-    status = "PasswordSafeSecretStatus",
+    status = "Box<PasswordSafeSecretStatus>",
     shortname = "pss",
     category = "passwordsafe",
     doc = "Keeps a Kubernetes Secret in sync with credentials held in BeyondTrust Password Safe.",

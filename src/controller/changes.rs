@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
 
+use super::compact::{digest, wide_digest};
 use crate::api::PasswordSafeSecret;
 use crate::passwordsafe::{Client, Error as PsError, FolderPath, RotationInfo, SecretSummary};
 use crate::sync::resolve::{Source, folder_fingerprint};
@@ -31,14 +32,60 @@ pub struct SourceInfo {
 impl SourceInfo {
     /// Whether the source's content may differ from `synced`: a newer change date or different folder content.
     pub fn moved_since(&self, synced: &SourceInfo) -> bool {
-        let changed = |i: &SourceInfo| i.rotation.as_ref().and_then(|r| r.last_change_date);
-        changed(self) != changed(synced)
-            || (synced.modified_on.is_some() && self.modified_on != synced.modified_on)
-            || (synced.folder_fingerprint.is_some() && self.folder_fingerprint != synced.folder_fingerprint)
+        self.mark().moved_since(&synced.mark())
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            changed: self.rotation.as_ref().and_then(|r| r.last_change_date),
+            modified_on: self.modified_on,
+            folder: self.folder_fingerprint.as_ref().map(digest),
+        }
     }
 }
 
-type AccountKey = (String, String);
+/// What [`SourceInfo::moved_since`] compares: the change date, the modification date, and a digest of the
+/// folder content. Kept for every registered resource and source, in place of the whole `SourceInfo`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mark {
+    changed: Option<Timestamp>,
+    modified_on: Option<Timestamp>,
+    folder: Option<u64>,
+}
+
+impl Mark {
+    fn moved_since(&self, synced: &Mark) -> bool {
+        self.changed != synced.changed
+            || (synced.modified_on.is_some() && self.modified_on != synced.modified_on)
+            || (synced.folder.is_some() && self.folder != synced.folder)
+    }
+}
+
+/// A registered resource, by namespace and name (half the size of an `ObjectRef`, which also has room for a
+/// UID and a resourceVersion).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Reader {
+    namespace: Box<str>,
+    name: Box<str>,
+}
+
+impl Reader {
+    fn of(object: &ObjectRef<PasswordSafeSecret>) -> Self {
+        Self { namespace: object.namespace.as_deref().unwrap_or_default().into(), name: object.name.as_str().into() }
+    }
+
+    fn object_ref(&self) -> ObjectRef<PasswordSafeSecret> {
+        ObjectRef::new(&self.name).within(&self.namespace)
+    }
+}
+
+/// A managed account by system and account name, case-insensitively, as a number: the listing of every
+/// account is kept between polls (thousands of them), and only looked up by name.
+type AccountKey = u128;
+
+fn account_key(system: &str, account: &str) -> AccountKey {
+    wide_digest(&(system.to_lowercase(), account.to_lowercase()))
+}
 type FolderKey = (String, String);
 
 #[derive(Default)]
@@ -53,7 +100,7 @@ struct Snapshot {
 /// Who reads which source, and what each of them last synced from it. Kept small: one entry per resource and
 /// source, for every resource of the store (a source usually has one reader, so a list, not a map). There is
 /// no index by resource: the caller knows which sources it registered last time (see [`ChangeTracker::register`]).
-type Dependents = HashMap<Source, Vec<(ObjectRef<PasswordSafeSecret>, SourceInfo)>>;
+type Dependents = HashMap<Source, Vec<(Reader, Mark)>>;
 
 pub struct ChangeTracker {
     client: Client,
@@ -128,17 +175,16 @@ impl ChangeTracker {
     /// Password Safe says otherwise.
     pub fn register<'a>(
         &self,
-        mut object: ObjectRef<PasswordSafeSecret>,
+        object: &ObjectRef<PasswordSafeSecret>,
         sources: Vec<(Source, SourceInfo)>,
         previous: impl IntoIterator<Item = &'a Source>,
     ) {
-        // Name and namespace identify the resource (ObjectRef equality ignores the rest).
-        object.extra = Default::default();
+        let reader = Reader::of(object);
         let mut deps = self.dependents.lock().unwrap_or_else(PoisonError::into_inner);
-        remove_object(&mut deps, &object, previous);
+        remove_reader(&mut deps, &reader, previous);
         for (source, synced) in sources {
             let readers = deps.entry(source).or_insert_with(|| Vec::with_capacity(1));
-            readers.push((object.clone(), synced));
+            readers.push((reader.clone(), synced.mark()));
         }
     }
 
@@ -148,7 +194,11 @@ impl ChangeTracker {
         object: &ObjectRef<PasswordSafeSecret>,
         sources: impl IntoIterator<Item = &'a Source>,
     ) {
-        remove_object(&mut self.dependents.lock().unwrap_or_else(PoisonError::into_inner), object, sources);
+        remove_reader(
+            &mut self.dependents.lock().unwrap_or_else(PoisonError::into_inner),
+            &Reader::of(object),
+            sources,
+        );
     }
 
     /// What Password Safe says about `source`, from a poll no older than `fresh_after`, or else from one
@@ -194,7 +244,7 @@ impl ChangeTracker {
         match source {
             Source::ManagedAccount { system, account } if fresh(snap.accounts_at) => snap
                 .accounts
-                .get(&(system.to_lowercase(), account.to_lowercase()))
+                .get(&account_key(system, account))
                 .map(|r| SourceInfo { rotation: Some(r.clone()), ..Default::default() }),
             Source::Alias { name } if fresh(snap.aliases_at) => snap
                 .aliases
@@ -221,15 +271,15 @@ impl ChangeTracker {
         let deps = self.dependents.lock().unwrap_or_else(PoisonError::into_inner);
         let mut stale = HashSet::new();
         for (source, readers) in deps.iter() {
-            let Some(now) = self.polled_info(source, Timestamp::MIN) else { continue };
-            for (object, synced) in readers {
+            let Some(now) = self.polled_info(source, Timestamp::MIN).map(|info| info.mark()) else { continue };
+            for (reader, synced) in readers {
                 if now.moved_since(synced) {
-                    tracing::debug!(%source, object = %object, "source changed in Password Safe");
-                    stale.insert(object.clone());
+                    tracing::debug!(%source, namespace = %reader.namespace, name = %reader.name, "source changed in Password Safe");
+                    stale.insert(reader);
                 }
             }
         }
-        stale.into_iter().collect()
+        stale.into_iter().map(Reader::object_ref).collect()
     }
 
     async fn refresh(&self, sources: &[Source]) {
@@ -285,9 +335,8 @@ impl ChangeTracker {
             return;
         }
         let now = Timestamp::now();
-        let listing = self.client.list_managed_accounts_as(|a| {
-            ((a.system_name.to_lowercase(), a.account_name.to_lowercase()), a.rotation())
-        });
+        let listing =
+            self.client.list_managed_accounts_as(|a| (account_key(&a.system_name, &a.account_name), a.rotation()));
         match listing.await {
             Ok(list) => {
                 let accounts = list.into_iter().collect();
@@ -345,14 +394,10 @@ impl ChangeTracker {
     }
 }
 
-fn remove_object<'a>(
-    deps: &mut Dependents,
-    object: &ObjectRef<PasswordSafeSecret>,
-    sources: impl IntoIterator<Item = &'a Source>,
-) {
+fn remove_reader<'a>(deps: &mut Dependents, reader: &Reader, sources: impl IntoIterator<Item = &'a Source>) {
     for source in sources {
         if let Some(readers) = deps.get_mut(source) {
-            readers.retain(|(reader, _)| reader != object);
+            readers.retain(|(registered, _)| registered != reader);
             if readers.is_empty() {
                 deps.remove(source);
             }

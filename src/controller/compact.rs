@@ -11,6 +11,11 @@ pub fn digest(value: &impl Hash) -> u64 {
     hasher.finish()
 }
 
+/// A 128-bit digest of `value`, for keys of large maps where a 64-bit collision would be merely unlikely.
+pub fn wide_digest(value: &impl Hash) -> u128 {
+    (u128::from(digest(&(0u8, value))) << 64) | u128::from(digest(&(1u8, value)))
+}
+
 /// A Kubernetes UID (an RFC 4122 UUID) as a number; anything else as a digest of its text.
 pub fn uid_key(uid: &str) -> u128 {
     let hex: String = uid.chars().filter(|c| *c != '-').collect();
@@ -35,5 +40,7 @@ mod tests {
     fn digests_are_stable_and_tell_values_apart() {
         assert_eq!(digest(&("a", 1)), digest(&("a", 1)));
         assert_ne!(digest(&("a", 1)), digest(&("a", 2)));
+        assert_eq!(wide_digest(&("a", 1)), wide_digest(&("a", 1)));
+        assert_ne!(wide_digest(&("a", 1)), wide_digest(&("a", 2)));
     }
 }

@@ -151,23 +151,26 @@ pub async fn run(
             .touched_objects()
             .default_backoff();
 
+    // Related objects trigger through `reconcile_on`, with the name of each resource to reconcile only:
+    // kube's `watches_stream` would queue, with each resource, a copy of the related object's reference and
+    // API resource (about 1 KB each, 10 MB at once when a store with 10 000 dependents changes).
     let main = controller
-        .watches_stream(owned_changes, |secret| owner_of(&secret))
-        .watches_stream(store_stream, move |store| {
+        .reconcile_on(related_changes(owned_changes, "owned Secret", |secret| owner_of(&secret)))
+        .reconcile_on(related_changes(store_stream, "PasswordSafeStore", move |store| {
             let key =
                 StoreKey { kind: StoreKind::PasswordSafeStore, namespace: store.namespace(), name: store.name_any() };
             store_changed(&store_registry, &d1, key)
-        })
-        .watches_stream(cluster_stream, move |store| {
+        }))
+        .reconcile_on(related_changes(cluster_stream, "ClusterPasswordSafeStore", move |store| {
             let key = StoreKey { kind: StoreKind::ClusterPasswordSafeStore, namespace: None, name: store.name_any() };
             store_changed(&cluster_registry, &d2, key)
-        })
-        .watches_stream(secret_metadata, move |secret| {
+        }))
+        .reconcile_on(related_changes(secret_metadata, "Secret", move |secret| {
             let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
             let mut stores = metadata_registry.invalidate_secret(&ns, &name);
             stores.extend(metadata_registry.stores_using_secret(&ns, &name));
             dependents_of(&d3, &stores)
-        })
+        }))
         .reconcile_on(UnboundedReceiverStream(trigger_rx))
         .graceful_shutdown_on(shutdown.clone())
         .run(measured_reconcile, reconcile::error_policy, ctx.clone())
@@ -363,6 +366,29 @@ where
     }
 }
 
+/// The PasswordSafeSecrets to reconcile when related objects change, by `dependents`. Watch errors are logged
+/// here (the watch retries with backoff).
+fn related_changes<O, I>(
+    watch: impl futures::Stream<Item = Result<O, watcher::Error>>,
+    kind: &'static str,
+    dependents: impl Fn(O) -> I,
+) -> impl futures::Stream<Item = ObjectRef<PasswordSafeSecret>>
+where
+    I: IntoIterator<Item = ObjectRef<PasswordSafeSecret>>,
+{
+    watch
+        .filter_map(move |change| {
+            future::ready(match change {
+                Ok(object) => Some(futures::stream::iter(dependents(object))),
+                Err(e) => {
+                    tracing::warn!(kind, error = %e, "watch failed; retrying");
+                    None
+                }
+            })
+        })
+        .flatten()
+}
+
 /// A store was created, changed or deleted (the store streams carry deletions too): a deleted store's client
 /// is signed out; every dependent reconciles (and reports a missing store).
 fn store_changed(
@@ -388,7 +414,7 @@ fn dependents_of(secrets: &Store<PasswordSafeSecret>, stores: &[StoreKey]) -> Ve
             let key = StoreKey::for_ref(&pss.spec.store_ref, &pss.namespace().unwrap_or_default());
             stores.contains(&key)
         })
-        .map(|pss| ObjectRef::from_obj(pss.as_ref()))
+        .map(|pss| ObjectRef::new(&pss.name_any()).within(&pss.namespace().unwrap_or_default()))
         .collect();
     tracing::debug!(stores = ?stores, dependents = dependents.len(), "store changed: reconciling its dependents");
     dependents

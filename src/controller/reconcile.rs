@@ -18,7 +18,7 @@ use serde_json::json;
 use super::changes::SourceInfo;
 use super::compact::uid_key;
 use super::events::{Event, EventPublisher, EventType};
-use super::reported::{Reported, ReportedStatuses, synced_digest};
+use super::reported::{Reported, ReportedStatuses, hmac_digest, synced_digest};
 use super::rollout;
 use super::stores::{StoreError, StoreHandle, StoreKey, StoreRegistry};
 use super::versions::{self, SecretVersions};
@@ -102,7 +102,7 @@ impl Context {
 
     /// What the resource's status says: as this process last wrote it, or else as the cache has it.
     fn reported(&self, pss: &PasswordSafeSecret) -> Option<Reported> {
-        self.reported.get(&pss.uid().unwrap_or_default()).or_else(|| pss.status.as_ref().map(Reported::of))
+        self.reported.get(&pss.uid().unwrap_or_default()).or_else(|| pss.status.as_deref().map(Reported::of))
     }
 
     /// Drops what memory holds about a resource that is gone: its synced values, its change-detection
@@ -380,11 +380,8 @@ async fn sync(pss: &PasswordSafeSecret, ctx: &Context, reported: Option<&Reporte
     let hmac = ctx.hmac.digest(&data);
     register_sources(ctx, pss, &store, &resolved, previous.as_deref());
     // Compared with what this process synced last, or (after a restart) with what status says was synced.
-    let previous_hmac = previous
-        .as_ref()
-        .map(|p| p.hmac.clone())
-        .or_else(|| reported.and_then(|r| r.data_hmac.as_deref().map(str::to_owned)));
-    let changed = previous_hmac.as_deref() != Some(hmac.as_str());
+    let previous_hmac = previous.as_ref().map(|p| hmac_digest(&p.hmac)).or_else(|| reported.and_then(|r| r.data_hmac));
+    let changed = previous_hmac != Some(hmac_digest(&hmac));
     let restart_workloads = changed && previous_hmac.is_some();
     let synced = Arc::new(Synced {
         generation: pss.meta().generation,
@@ -467,7 +464,7 @@ fn register_sources(
         old.changes.unregister(&object, prev.sources());
     }
     let facts = now.sources.iter().map(|s| (s.source.clone(), info_of(s))).collect();
-    store.changes.register(object, facts, registered_here.into_iter().flat_map(Synced::sources));
+    store.changes.register(&object, facts, registered_here.into_iter().flat_map(Synced::sources));
 }
 
 /// After a restart or a leader change nothing is in memory. Rather than request every credential again at
@@ -773,7 +770,7 @@ fn planned_sync_kept(
         && !reported.rotation_loop.is_some_and(|c| c.is_true)
         && reported.observed_generation == pss.meta().generation
         && reported.synced == synced_digest(Some(&name), &sources)
-        && reported.data_hmac.as_deref() == Some(synced.hmac.as_str());
+        && reported.data_hmac == Some(hmac_digest(&synced.hmac));
     let planned = Duration::try_from(reported.next_sync?.duration_since(now)).ok()?;
     (current && planned >= schedule::MIN_DELAY && planned <= outcome.latest).then_some(planned)
 }

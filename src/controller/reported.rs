@@ -26,7 +26,8 @@ pub struct Reported {
     pub next_sync: Option<Timestamp>,
     /// A digest of `secretName` and `sources` (see [`synced_digest`]).
     pub synced: u64,
-    pub data_hmac: Option<Box<str>>,
+    /// A digest of `dataHmac` (see [`hmac_digest`]): only compared, so 8 bytes instead of 64 hex digits.
+    pub data_hmac: Option<u64>,
 }
 
 /// One condition: its status, a digest of its reason and message, and its lastTransitionTime.
@@ -73,7 +74,7 @@ impl Reported {
             } else {
                 self.synced
             },
-            data_hmac: patch.data_hmac.as_deref().map(Box::from).or_else(|| self.data_hmac.clone()),
+            data_hmac: patch.data_hmac.as_deref().map(hmac_digest).or(self.data_hmac),
         }
     }
 }
@@ -87,6 +88,11 @@ pub fn synced_digest(secret_name: Option<&str>, sources: &[SourceStatus]) -> u64
         .map(|s| (&s.key, &s.source, micros(&s.last_change_date), micros(&s.next_change_date), micros(&s.modified_on)))
         .collect();
     digest(&(secret_name, sources))
+}
+
+/// A digest of a `dataHmac` (hex text), to compare with another's.
+pub fn hmac_digest(data_hmac: &str) -> u64 {
+    digest(&data_hmac)
 }
 
 /// The notes of every resource this process has written the status of, by UID.
@@ -183,7 +189,7 @@ mod tests {
         assert_eq!(ready.since, Timestamp::from_second(200).unwrap());
         assert_eq!(failed.observed_generation, Some(2));
         assert_eq!(failed.next_sync, Some(Timestamp::from_second(300).unwrap()));
-        assert_eq!((failed.synced, failed.data_hmac.as_deref()), (synced.synced, Some("hmac")));
+        assert_eq!((failed.synced, failed.data_hmac), (synced.synced, Some(hmac_digest("hmac"))));
         assert_eq!(failed.rotation_loop, None);
     }
 
