@@ -86,7 +86,12 @@ type AccountKey = u128;
 fn account_key(system: &str, account: &str) -> AccountKey {
     wide_digest(&(system.to_lowercase(), account.to_lowercase()))
 }
-type FolderKey = (String, String);
+/// A Secrets Safe folder as `a/b/c` in lower case ([`FolderPath::key`]): one entry however a resource spells it.
+type FolderKey = String;
+
+fn folder_key(folder: &str, separator: &str) -> FolderKey {
+    FolderPath::with_separator(folder, separator).key()
+}
 
 #[derive(Default)]
 struct Snapshot {
@@ -232,7 +237,7 @@ impl ChangeTracker {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .folders
-                    .insert((folder.to_lowercase(), separator.clone()), (Timestamp::now(), summaries));
+                    .insert(folder_key(folder, separator), (Timestamp::now(), summaries));
                 Ok(info)
             }
         }
@@ -251,7 +256,7 @@ impl ChangeTracker {
                 .get(&name.to_lowercase())
                 .map(|r| SourceInfo { rotation: Some(r.clone()), ..Default::default() }),
             Source::Secret { folder, separator, .. } | Source::Folder { folder, separator } => {
-                let (at, summaries) = snap.folders.get(&(folder.to_lowercase(), separator.clone()))?;
+                let (at, summaries) = snap.folders.get(&folder_key(folder, separator))?;
                 fresh(Some(*at)).then(|| folder_info(source, summaries))
             }
             _ => None,
@@ -261,13 +266,12 @@ impl ChangeTracker {
     /// One poll: refresh every listing in use, and return the resources whose sources differ from what they
     /// last synced.
     async fn poll(&self) -> Vec<ObjectRef<PasswordSafeSecret>> {
-        let sources: Vec<Source> =
-            self.dependents.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
-        tracing::debug!(sources = sources.len(), "change detection poll");
-        if sources.is_empty() {
+        let in_use = Listings::of(self.dependents.lock().unwrap_or_else(PoisonError::into_inner).keys());
+        tracing::debug!(sources = self.sources(), "change detection poll");
+        if in_use.is_empty() {
             return Vec::new();
         }
-        self.refresh(&sources).await;
+        self.refresh(in_use).await;
         let deps = self.dependents.lock().unwrap_or_else(PoisonError::into_inner);
         let mut stale = HashSet::new();
         for (source, readers) in deps.iter() {
@@ -282,12 +286,12 @@ impl ChangeTracker {
         stale.into_iter().map(Reader::object_ref).collect()
     }
 
-    async fn refresh(&self, sources: &[Source]) {
+    async fn refresh(&self, in_use: Listings) {
         let now = Timestamp::now();
-        if sources.iter().any(|s| matches!(s, Source::ManagedAccount { .. })) {
+        if in_use.accounts {
             self.list_accounts(None).await;
         }
-        if sources.iter().any(|s| matches!(s, Source::Alias { .. })) {
+        if in_use.aliases {
             match self.client.list_aliases().await {
                 Ok(list) => {
                     let aliases = list.iter().map(|a| (a.alias_name.to_lowercase(), a.rotation())).collect();
@@ -298,28 +302,16 @@ impl ChangeTracker {
                 Err(e) => tracing::warn!(error = %e, "change detection: alias listing failed"),
             }
         }
-        let folders: HashSet<FolderKey> = sources
-            .iter()
-            .filter_map(|s| match s {
-                Source::Secret { folder, separator, .. } | Source::Folder { folder, separator } => {
-                    Some((folder.clone(), separator.clone()))
-                }
-                _ => None,
-            })
-            .collect();
+        let folders = in_use.folders;
         if self.listed_all_secrets(&folders, now).await {
             return;
         }
-        for (folder, separator) in folders {
-            match self.client.list_secrets(&FolderPath::with_separator(&folder, &separator)).await {
+        for (key, folder) in folders {
+            match self.client.list_secrets(&folder).await {
                 Ok(summaries) => {
-                    self.snapshot
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .folders
-                        .insert((folder.to_lowercase(), separator), (now, summaries));
+                    self.snapshot.lock().unwrap_or_else(PoisonError::into_inner).folders.insert(key, (now, summaries));
                 }
-                Err(e) => tracing::warn!(error = %e, folder, "change detection: Secrets Safe listing failed"),
+                Err(e) => tracing::warn!(error = %e, %folder, "change detection: Secrets Safe listing failed"),
             }
         }
     }
@@ -362,7 +354,7 @@ impl ChangeTracker {
 
     /// Refreshes the snapshots of `folders` from one listing of every secret, when that takes fewer calls than
     /// one listing per folder (it did last time, or has not been tried). Returns whether it did.
-    async fn listed_all_secrets(&self, folders: &HashSet<FolderKey>, now: Timestamp) -> bool {
+    async fn listed_all_secrets(&self, folders: &HashMap<FolderKey, FolderPath>, now: Timestamp) -> bool {
         let pages = self.all_secrets_pages.load(Ordering::Relaxed);
         if folders.len() < 2 || pages == usize::MAX || (pages != 0 && pages >= folders.len()) {
             return false;
@@ -381,16 +373,51 @@ impl ChangeTracker {
         if pages == usize::MAX {
             return false;
         }
-        let mut by_folder: HashMap<String, Vec<SecretSummary>> = HashMap::new();
+        // Sorted into the folders in use; the others' secrets are dropped as they come (a listing of every
+        // secret is re-read every poll, and its transient copies showed in the operator's peak memory).
+        let mut by_folder: HashMap<FolderKey, Vec<SecretSummary>> =
+            folders.keys().map(|key| (key.clone(), Vec::new())).collect();
         for summary in all {
-            by_folder.entry(summary.folder_key()).or_default().push(summary);
+            if let Some(summaries) = by_folder.get_mut(&summary.folder_key()) {
+                summaries.push(summary);
+            }
         }
         let mut snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
-        for (folder, separator) in folders {
-            let summaries = by_folder.get(&FolderPath::with_separator(folder, separator).key()).cloned();
-            snap.folders.insert((folder.to_lowercase(), separator.clone()), (now, summaries.unwrap_or_default()));
+        for (key, summaries) in by_folder {
+            snap.folders.insert(key, (now, summaries));
         }
         true
+    }
+}
+
+/// The listings a poll reads: what the registered sources need (a poll used to copy every source for this,
+/// thousands of them, each time).
+#[derive(Default)]
+struct Listings {
+    accounts: bool,
+    aliases: bool,
+    /// Each folder in use, with one of the spellings resources use.
+    folders: HashMap<FolderKey, FolderPath>,
+}
+
+impl Listings {
+    fn of<'a>(sources: impl Iterator<Item = &'a Source>) -> Self {
+        let mut listings = Self::default();
+        for source in sources {
+            match source {
+                Source::ManagedAccount { .. } => listings.accounts = true,
+                Source::Alias { .. } => listings.aliases = true,
+                Source::Secret { folder, separator, .. } | Source::Folder { folder, separator } => {
+                    let path = FolderPath::with_separator(folder, separator);
+                    listings.folders.entry(path.key()).or_insert(path);
+                }
+            }
+        }
+        listings
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.accounts && !self.aliases && self.folders.is_empty()
     }
 }
 
@@ -419,5 +446,75 @@ fn folder_info(source: &Source, summaries: &[SecretSummary]) -> SourceInfo {
             folder_fingerprint: Some(folder_fingerprint(summaries.iter())),
             ..Default::default()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::passwordsafe::{Auth, ClientConfig, SecretString, TlsConfig};
+    use passwordsafe_simulator::{SecretUpdate, Seed, ServeOptions};
+
+    const SEED: &str = r#"
+users:
+  - name: svc
+    userId: 2
+apiKeys:
+  - key: "change-detection-test-key"
+    runAs: [svc]
+    requirePassword: false
+secretsSafe:
+  folders:
+    - path: prod/db
+      secrets:
+        - title: db-creds
+          type: credential
+          username: dbuser
+          password: "first"
+    - path: dev
+      secrets:
+        - title: other
+          type: text
+          text: "dev text"
+"#;
+
+    fn secret(folder: &str, separator: &str, title: &str) -> Source {
+        Source::Secret { folder: folder.into(), separator: separator.into(), title: title.into() }
+    }
+
+    fn names(objects: Vec<ObjectRef<PasswordSafeSecret>>) -> Vec<String> {
+        let mut names: Vec<String> = objects.into_iter().map(|o| o.name).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_poll_reads_every_folder_once_and_names_the_readers_of_a_changed_secret() {
+        let sim =
+            passwordsafe_simulator::start(Seed::from_yaml_str(SEED).unwrap(), ServeOptions::default()).await.unwrap();
+        let auth =
+            Auth::ApiKey { key: SecretString::new("change-detection-test-key"), run_as: "svc".into(), password: None };
+        let mut config = ClientConfig::new(&sim.base_url(), auth).unwrap();
+        config.tls =
+            TlsConfig { system_roots: false, insecure_skip_verify: false, ca_bundle_pem: None, identity: None };
+        let tracker = ChangeTracker::new(Client::new(config).unwrap(), Duration::from_secs(3600), None);
+        // Two resources read the same secret through two spellings of its folder; a third reads another folder.
+        let readers = [
+            ("a", secret("prod/db", "/", "db-creds")),
+            ("b", secret("PROD\\db", "\\", "db-creds")),
+            ("c", secret("dev", "/", "other")),
+        ];
+        for (name, source) in &readers {
+            let info = tracker.current(source, Timestamp::now()).await.unwrap();
+            assert!(info.modified_on.is_some(), "{name}: {info:?}");
+            tracker.register(&ObjectRef::new(name).within("ns"), vec![(source.clone(), info)], []);
+        }
+        assert!(tracker.poll().await.is_empty(), "nothing changed yet");
+        let listed = tracker.snapshot.lock().unwrap().folders.keys().cloned().collect::<HashSet<_>>();
+        assert_eq!(listed, HashSet::from(["prod/db".to_owned(), "dev".to_owned()]));
+
+        let update = SecretUpdate { password: Some("second".into()), ..Default::default() };
+        sim.handle().update_secret("prod/db", "db-creds", update).unwrap();
+        assert_eq!(names(tracker.poll().await), ["a", "b"]);
     }
 }
