@@ -331,9 +331,10 @@ impl ChangeTracker {
             self.client.list_managed_accounts_as(|a| (account_key(&a.system_name, &a.account_name), a.rotation()));
         match listing.await {
             Ok(list) => {
-                let accounts = list.into_iter().collect();
+                // Refilled in place: a second map of every account beside the first was a peak every poll.
                 let mut snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
-                snap.accounts = accounts;
+                snap.accounts.clear();
+                snap.accounts.extend(list);
                 snap.accounts_at = Some(now);
             }
             Err(e) => tracing::warn!(error = %e, "change detection: managed account listing failed"),
