@@ -72,15 +72,6 @@ pub struct Config {
     pub health: Arc<Health>,
 }
 
-/// Every watch lists in pages of this many objects (kube's default is 500). A page arrives whole and is parsed
-/// whole before the watch cache trims it: at 500 PasswordSafeSecrets (with their managed fields) that was about
-/// 5 MB at once, which set the operator's peak memory whenever a watch listed again.
-const LIST_PAGE_SIZE: u32 = 100;
-
-fn watch_config() -> watcher::Config {
-    watcher::Config::default().page_size(LIST_PAGE_SIZE)
-}
-
 /// Name of the operator-owned Secret with the HMAC key.
 pub const HMAC_SECRET: &str = "passwordsafe-operator-hmac-key";
 
@@ -102,9 +93,10 @@ pub async fn run(
     let cluster_api: Api<ClusterPasswordSafeStore> = Api::all(kube.clone());
     // Ready (`/readyz`) once these three watches have their first listing.
     config.health.expect_listings(3);
-    let store_stream = watcher(stores_api.clone(), watch_config()).inspect(first_listing(&config.health));
+    let store_stream = watcher(stores_api.clone(), watcher::Config::default()).inspect(first_listing(&config.health));
     let store_stream = spec_changes_and_deletions(reflector::reflector(store_writer, store_stream)).default_backoff();
-    let cluster_stream = watcher(cluster_api.clone(), watch_config()).inspect(first_listing(&config.health));
+    let cluster_stream =
+        watcher(cluster_api.clone(), watcher::Config::default()).inspect(first_listing(&config.health));
     let cluster_stream =
         spec_changes_and_deletions(reflector::reflector(cluster_writer, cluster_stream)).default_backoff();
 
@@ -125,7 +117,7 @@ pub async fn run(
 
     // `Api<PartialObjectMeta<_>>` watches metadata only: the values never travel to the operator.
     let owned_secrets: Api<PartialObjectMeta<Secret>> = scoped(&kube, config.namespace.as_deref());
-    let owned = watch_config().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     let owned_changes =
         owned_secret_changes(watcher(owned_secrets, owned).default_backoff(), ctx.secret_versions.clone(), trigger_tx);
     // Only spec changes and lifecycle (finalizers, deletion) start a reconcile: our own status writes change the
@@ -133,7 +125,7 @@ pub async fn run(
     // read (`strip_unread`): one copy of every resource for as long as the operator runs.
     let (pss_reader, pss_writer) = reflector::store::<PasswordSafeSecret>();
     let (strip_ctx, forget_ctx) = (ctx.clone(), ctx.clone());
-    let pss_watch = watcher(secrets_api, watch_config())
+    let pss_watch = watcher(secrets_api, watcher::Config::default())
         .inspect(first_listing(&config.health))
         .modify(move |pss| strip_unread(pss, &strip_ctx))
         .inspect(move |event| {
@@ -155,7 +147,7 @@ pub async fn run(
     let shutdown = (Box::pin(shutdown) as future::BoxFuture<'static, ()>).shared();
     // Credential Secrets of stores: metadata only and no cache, just to notice changes.
     let secret_metadata =
-        watcher(scoped::<PartialObjectMeta<Secret>>(&kube, config.namespace.as_deref()), watch_config())
+        watcher(scoped::<PartialObjectMeta<Secret>>(&kube, config.namespace.as_deref()), watcher::Config::default())
             .touched_objects()
             .default_backoff();
 
@@ -466,11 +458,11 @@ async fn run_store_controllers(
     shutdown: future::Shared<future::BoxFuture<'static, ()>>,
 ) {
     let ctx = Arc::new(StoreContext { kube, registry });
-    let namespaced = Controller::new(stores, watch_config())
+    let namespaced = Controller::new(stores, watcher::Config::default())
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_store, |_, _, _| Action::requeue(Duration::from_secs(30)), ctx.clone())
         .for_each(|_| future::ready(()));
-    let clustered = Controller::new(cluster, watch_config())
+    let clustered = Controller::new(cluster, watcher::Config::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile_cluster_store, |_, _, _| Action::requeue(Duration::from_secs(30)), ctx)
         .for_each(|_| future::ready(()));
