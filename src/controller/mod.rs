@@ -341,11 +341,17 @@ fn reconcile_worthy(
             Ok(event) => {
                 let deleted = matches!(event, watcher::Event::Delete(_));
                 let news = seen.news(event, spec_or_lifecycle).filter(|_| !deleted);
-                news.map(|pss| ObjectRef::new(&pss.name_any()).within(&pss.namespace().unwrap_or_default()))
+                news.map(|pss| queue_ref(&pss))
             }
         };
         future::ready(news)
     })
+}
+
+/// A resource as the controller's queue holds it: name and namespace only (`ObjectRef::from_obj` also copies the
+/// UID and resourceVersion, which the queue keeps for as long as the entry waits).
+fn queue_ref(pss: &PasswordSafeSecret) -> ObjectRef<PasswordSafeSecret> {
+    ObjectRef::new(&pss.name_any()).within(&pss.namespace().unwrap_or_default())
 }
 
 /// What decides whether a PasswordSafeSecret event is worth a reconcile: its generation (spec), its finalizers
@@ -414,7 +420,7 @@ fn dependents_of(secrets: &Store<PasswordSafeSecret>, stores: &[StoreKey]) -> Ve
             let key = StoreKey::for_ref(&pss.spec.store_ref, &pss.namespace().unwrap_or_default());
             stores.contains(&key)
         })
-        .map(|pss| ObjectRef::new(&pss.name_any()).within(&pss.namespace().unwrap_or_default()))
+        .map(|pss| queue_ref(pss))
         .collect();
     tracing::debug!(stores = ?stores, dependents = dependents.len(), "store changed: reconciling its dependents");
     dependents
