@@ -9,9 +9,9 @@ use std::time::Duration;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 use passwordsafe_operator::api::{ClusterPasswordSafeStore, PasswordSafeSecret, PasswordSafeStore};
-use passwordsafe_operator::controller::StoreRegistry;
 use passwordsafe_operator::controller::events::EventPublisher;
 use passwordsafe_operator::controller::reconcile::{Context, FINALIZER, needs_cleanup, reconcile};
+use passwordsafe_operator::controller::{Next, StoreRegistry};
 use passwordsafe_operator::passwordsafe::{NoopObserver, SecretBytes};
 use passwordsafe_operator::sync::hmac::DataHmac;
 use passwordsafe_simulator::{Fault, FaultRule, Running};
@@ -90,7 +90,7 @@ fn app_user_spec() -> Value {
 async fn run(
     rig: &Rig,
     object: PasswordSafeSecret,
-) -> Result<kube::runtime::controller::Action, passwordsafe_operator::controller::reconcile::Error> {
+) -> Result<Next, passwordsafe_operator::controller::reconcile::Error> {
     reconcile(Arc::new(object), rig.ctx.clone()).await
 }
 
@@ -127,7 +127,7 @@ fn event_reasons(rig: &Rig) -> Vec<String> {
 async fn a_new_resource_gets_an_owned_secret_a_ready_status_and_an_event() {
     let rig = rig("", None).await;
     let action = run(&rig, pss(&rig, app_user_spec())).await.unwrap();
-    assert_ne!(action, kube::runtime::controller::Action::await_change());
+    assert_ne!(action, Next::OnChange);
     assert_eq!(secret_data(&rig, "password"), Some(b64(APP_PASSWORD.as_bytes())));
     assert_eq!(secret_data(&rig, "username"), Some(b64(b"app_user")));
     let applied = &rig.mock.calls("PATCH", "/secrets/app")[0];
@@ -280,7 +280,7 @@ async fn delete_with(creation: &str, deletion: &str) -> Rig {
     rig.mock.put(PSS_PATH, object);
     rig.mock.clear_requests();
     let action = run(&rig, reread(&rig)).await.unwrap();
-    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    assert_eq!(action, Next::OnChange);
     let finalizer_patches = rig.mock.calls("PATCH", "/passwordsafesecrets/app").len();
     let has_work = matches!((creation, deletion), ("Owner", "Retain") | ("Orphan", "Delete") | ("Merge", "Delete"));
     assert_eq!(finalizer_patches, usize::from(has_work), "the finalizer, where there is one, is removed");
@@ -462,17 +462,11 @@ async fn no_credential_value_reaches_logs_events_or_status() {
     }
 }
 
-/// The requeue delay of an action (kube's `Action` keeps it private; its Debug form shows it).
-fn requeue_secs(action: &kube::runtime::controller::Action) -> f64 {
-    let text = format!("{action:?}");
-    let inner = text.split("Some(").nth(1).and_then(|t| t.split(')').next()).unwrap_or("0s");
-    let (number, unit) = inner.split_at(inner.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(inner.len()));
-    let value: f64 = number.parse().unwrap_or(0.0);
-    match unit {
-        "ms" => value / 1000.0,
-        "µs" | "us" => value / 1e6,
-        "ns" => value / 1e9,
-        _ => value,
+/// The requeue delay of a reconcile's result (0 when it waits for a change).
+fn requeue_secs(next: &Next) -> f64 {
+    match next {
+        Next::After(delay) => delay.as_secs_f64(),
+        Next::OnChange => 0.0,
     }
 }
 
@@ -654,6 +648,6 @@ fn context(
 async fn run_with(
     ctx: &Arc<Context>,
     object: PasswordSafeSecret,
-) -> Result<kube::runtime::controller::Action, passwordsafe_operator::controller::reconcile::Error> {
+) -> Result<Next, passwordsafe_operator::controller::reconcile::Error> {
     reconcile(Arc::new(object), ctx.clone()).await
 }

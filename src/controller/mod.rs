@@ -1,17 +1,21 @@
-//! kube-runtime wiring: the PasswordSafeSecret controller, the two store controllers, the watches that
-//! connect them, and shutdown.
+//! kube-runtime wiring: the PasswordSafeSecret work queue and its triggers, the two store controllers, and
+//! shutdown.
 //!
 //! ```text
-//!  PasswordSafeStore ─┐ (reflector)        ┌─> StoreRegistry: one Password Safe client per store
-//!  ClusterPSStore ────┤                    │        └─ ChangeTracker: polls listings ─┐ (reconcile_on)
-//!  Secret metadata ───┼─ map to dependents ┼─> PasswordSafeSecret controller <───────┘
-//!  owned Secrets ─────┘ (metadata, label-  └─> reconcile → Secret (server-side apply), status, events
-//!                        selected; our own writes' echoes dropped by SecretVersions)
+//!  PasswordSafeSecret (reflector: the cache reconciles read) ─┐ new, spec or lifecycle changed
+//!  PasswordSafeStore ─┐ (reflector)  ┌> StoreRegistry: one     │
+//!  ClusterPSStore ────┤              │  Password Safe client   ├─> queue (namespace/name, due time) ─> reconcile
+//!  Secret metadata ───┼─ map to ─────┘  per store              │     → Secret (server-side apply), status, events
+//!  owned Secrets ─────┘ dependents ──────────────────────────-─┤
+//!                       (owned Secrets: our own writes' echoes │
+//!                        dropped by SecretVersions)            │
+//!  ChangeTracker (per store): polls listings ─────────────────┘
 //! ```
 
 mod changes;
 mod compact;
 pub mod events;
+mod queue;
 pub mod reconcile;
 mod reported;
 mod rollout;
@@ -29,7 +33,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -39,6 +43,7 @@ use tokio_stream_shim::UnboundedReceiverStream;
 
 use compact::uid_key;
 use events::EventPublisher;
+pub use queue::Next;
 pub use reconcile::{Context, FINALIZER};
 pub use stores::{StoreKey, StoreRegistry, client_config, selector_matches};
 use versions::SecretVersions;
@@ -134,14 +139,8 @@ pub async fn run(
             }
         });
     let pss_changes = reconcile_worthy(reflector::reflector(pss_writer, pss_watch).default_backoff());
-    // The controller looks each resource up in the store by name; its queue holds one entry per resource for
-    // as long as the operator runs, so the triggers carry the name and namespace only (see `reconcile_worthy`).
-    let controller =
-        Controller::for_stream(futures::stream::pending::<Result<PasswordSafeSecret, watcher::Error>>(), pss_reader)
-            .with_config(ControllerConfig::default().concurrency(config.concurrency))
-            .reconcile_on(pss_changes);
-    let dependents = controller.store();
-    let (d1, d2, d3) = (dependents.clone(), dependents.clone(), dependents.clone());
+    let dependents = pss_reader.clone();
+    let (d1, d2, d3) = (dependents.clone(), dependents.clone(), dependents);
     let metadata_registry = registry.clone();
     let (store_registry, cluster_registry) = (registry.clone(), registry.clone());
     let shutdown = (Box::pin(shutdown) as future::BoxFuture<'static, ()>).shared();
@@ -151,34 +150,35 @@ pub async fn run(
             .touched_objects()
             .default_backoff();
 
-    // Related objects trigger through `reconcile_on`, with the name of each resource to reconcile only:
-    // kube's `watches_stream` would queue, with each resource, a copy of the related object's reference and
-    // API resource (about 1 KB each, 10 MB at once when a store with 10 000 dependents changes).
-    let main = controller
-        .reconcile_on(related_changes(owned_changes, "owned Secret", |secret| owner_of(&secret)))
-        .reconcile_on(related_changes(store_stream, "PasswordSafeStore", move |store| {
+    // Every trigger names the resource to reconcile (name and namespace); the queue looks it up in the cache
+    // when its turn comes. Related objects map to their dependents here.
+    let triggers = futures::stream::select_all([
+        pss_changes.boxed(),
+        related_changes(owned_changes, "owned Secret", |secret| owner_of(&secret)).boxed(),
+        related_changes(store_stream, "PasswordSafeStore", move |store| {
             let key =
                 StoreKey { kind: StoreKind::PasswordSafeStore, namespace: store.namespace(), name: store.name_any() };
             store_changed(&store_registry, &d1, key)
-        }))
-        .reconcile_on(related_changes(cluster_stream, "ClusterPasswordSafeStore", move |store| {
+        })
+        .boxed(),
+        related_changes(cluster_stream, "ClusterPasswordSafeStore", move |store| {
             let key = StoreKey { kind: StoreKind::ClusterPasswordSafeStore, namespace: None, name: store.name_any() };
             store_changed(&cluster_registry, &d2, key)
-        }))
-        .reconcile_on(related_changes(secret_metadata, "Secret", move |secret| {
+        })
+        .boxed(),
+        related_changes(secret_metadata, "Secret", move |secret| {
             let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
             let mut stores = metadata_registry.invalidate_secret(&ns, &name);
             stores.extend(metadata_registry.stores_using_secret(&ns, &name));
             dependents_of(&d3, &stores)
-        }))
-        .reconcile_on(UnboundedReceiverStream(trigger_rx))
-        .graceful_shutdown_on(shutdown.clone())
-        .run(measured_reconcile, reconcile::error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile did not complete");
-            }
-        });
+        })
+        .boxed(),
+        UnboundedReceiverStream(trigger_rx).boxed(),
+    ]);
+    let reconcile_ctx = ctx.clone();
+    let main = queue::run(pss_reader, triggers, usize::from(config.concurrency), shutdown.clone(), move |pss| {
+        measured_reconcile(pss, reconcile_ctx.clone())
+    });
 
     let store_status = run_store_controllers(kube.clone(), stores_api, cluster_api, registry.clone(), shutdown.clone());
     let controllers = future::join(main, store_status);
@@ -201,12 +201,12 @@ pub async fn run(
     Ok(())
 }
 
-/// [`reconcile::reconcile`], counted and timed in the metrics.
-async fn measured_reconcile(pss: Arc<PasswordSafeSecret>, ctx: Arc<Context>) -> reconcile::Result<Action> {
+/// [`reconcile::reconcile`], counted and timed in the metrics; a failure goes to [`reconcile::error_policy`].
+async fn measured_reconcile(pss: Arc<PasswordSafeSecret>, ctx: Arc<Context>) -> Next {
     let started = std::time::Instant::now();
-    let result = reconcile::reconcile(pss, ctx.clone()).await;
+    let result = reconcile::reconcile(pss.clone(), ctx.clone()).await;
     ctx.metrics.reconciled(started.elapsed(), result.as_ref().err().map(reconcile::Error::reason));
-    result
+    result.unwrap_or_else(|error| reconcile::error_policy(&pss, &error, &ctx))
 }
 
 /// Marks `health` once the watch delivers its first complete listing (its first `InitDone`).

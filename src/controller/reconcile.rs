@@ -18,6 +18,7 @@ use serde_json::json;
 use super::changes::SourceInfo;
 use super::compact::uid_key;
 use super::events::{Event, EventPublisher, EventType};
+use super::queue::Next;
 use super::reported::{Reported, ReportedStatuses, hmac_digest, synced_digest};
 use super::rollout;
 use super::stores::{StoreError, StoreHandle, StoreKey, StoreRegistry};
@@ -208,23 +209,29 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// `Owner`+`Delete`, which the garbage collector completes) are applied directly: a finalizer would cost a
 /// write and a second reconcile per resource, and hold deletions while the operator is down, for nothing.
 #[tracing::instrument(skip(pss, ctx), fields(namespace = pss.namespace().unwrap_or_default(), name = pss.name_any()))]
-pub async fn reconcile(pss: Arc<PasswordSafeSecret>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(pss: Arc<PasswordSafeSecret>, ctx: Arc<Context>) -> Result<Next> {
     let api: Api<PasswordSafeSecret> = Api::namespaced(ctx.kube.clone(), &pss.namespace().unwrap_or_default());
     let has_finalizer = pss.finalizers().iter().any(|f| f == FINALIZER);
     let deleting = pss.meta().deletion_timestamp.is_some();
     if needs_cleanup(&pss.spec.target) || (has_finalizer && deleting) {
-        return finalizer(&api, FINALIZER, pss, |event| async {
-            match event {
-                Finalized::Apply(pss) => apply(&pss, &ctx).await,
-                Finalized::Cleanup(pss) => cleanup(&pss, &ctx).await,
-            }
+        // kube's helper speaks in its own `Action`, which does not tell its delay back: the next look is kept
+        // aside. When the helper only adds the finalizer, the resulting watch event reconciles again.
+        let mut next = Next::OnChange;
+        let next_slot = &mut next;
+        finalizer(&api, FINALIZER, pss, |event| async move {
+            *next_slot = match event {
+                Finalized::Apply(pss) => apply(&pss, &ctx).await?,
+                Finalized::Cleanup(pss) => cleanup(&pss, &ctx).await?,
+            };
+            Ok::<_, Error>(Action::await_change())
         })
         .await
-        .map_err(|e| Error::Finalizer(Box::new(e)));
+        .map_err(|e| Error::Finalizer(Box::new(e)))?;
+        return Ok(next);
     }
     if deleting {
         // Nothing of ours to do; the watch's delete event clears memory once the object is gone.
-        return Ok(Action::await_change());
+        return Ok(Next::OnChange);
     }
     if has_finalizer {
         // Set by an earlier version, or under a policy that has changed since.
@@ -254,7 +261,7 @@ async fn remove_finalizer(api: &Api<PasswordSafeSecret>, pss: &PasswordSafeSecre
 }
 
 /// Requeue after a failure with the resource's own backoff.
-pub fn error_policy(pss: Arc<PasswordSafeSecret>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(pss: &PasswordSafeSecret, error: &Error, ctx: &Context) -> Next {
     let failures = ctx.failures(&pss.uid().unwrap_or_default()).max(1);
     let input = ScheduleInput {
         now: Timestamp::now(),
@@ -266,7 +273,7 @@ pub fn error_policy(pss: Arc<PasswordSafeSecret>, error: &Error, ctx: Arc<Contex
     };
     let (delay, _) = schedule::next_sync(&input);
     tracing::warn!(namespace = pss.namespace().unwrap_or_default(), name = pss.name_any(), reason = error.reason(), error = %error, retry_in_s = delay.as_secs(), "sync failed");
-    Action::requeue(delay)
+    Next::After(delay)
 }
 
 /// What one successful sync did.
@@ -285,7 +292,7 @@ struct Outcome {
     restart_workloads: bool,
 }
 
-async fn apply(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
+async fn apply(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Next> {
     let uid = pss.uid().unwrap_or_default();
     let reported = ctx.reported(pss);
     match sync(pss, ctx, reported.as_ref()).await {
@@ -299,10 +306,10 @@ async fn apply(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
             // A reconcile between planned syncs (our own Secret write, a store update, a restarted watch) that
             // found nothing to do keeps the planned next sync, and with it the status that announces it.
             if let Some(planned) = planned_sync_kept(pss, reported.as_ref(), &outcome, Timestamp::now()) {
-                return Ok(Action::requeue(planned));
+                return Ok(Next::After(planned));
             }
             write_status_success(ctx, pss, reported.as_ref(), &outcome).await?;
-            Ok(Action::requeue(outcome.next))
+            Ok(Next::After(outcome.next))
         }
         Err(error) => {
             let failures = {
@@ -661,7 +668,7 @@ fn drifted(live: &Secret, desired: &Secret, owner: &Owner, policy: CreationPolic
 }
 
 /// The finalizer's cleanup: honour `deletionPolicy` for the target Secret.
-async fn cleanup(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
+async fn cleanup(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Next> {
     let namespace = pss.namespace().unwrap_or_default();
     let name = pss.name_any();
     let uid = pss.uid().unwrap_or_default();
@@ -701,7 +708,7 @@ async fn cleanup(pss: &PasswordSafeSecret, ctx: &Context) -> Result<Action> {
     };
     ctx.forget(pss);
     publish(ctx, pss, EventType::Normal, "Cleanup", "Delete", note).await;
-    Ok(Action::await_change())
+    Ok(Next::OnChange)
 }
 
 async fn publish_success_events(ctx: &Context, pss: &PasswordSafeSecret, outcome: &Outcome, changed: bool) {
