@@ -12,6 +12,7 @@
 //!  ChangeTracker (per store): polls listings ─────────────────┘
 //! ```
 
+mod cache;
 mod changes;
 mod compact;
 pub mod events;
@@ -34,13 +35,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream_shim::UnboundedReceiverStream;
 
+use cache::Cache;
 use compact::uid_key;
 use events::EventPublisher;
 pub use queue::Next;
@@ -128,19 +130,14 @@ pub async fn run(
     // Only spec changes and lifecycle (finalizers, deletion) start a reconcile: our own status writes change the
     // object too, and reacting to them would make every sync schedule another. The cache keeps what reconciles
     // read (`strip_unread`): one copy of every resource for as long as the operator runs.
-    let (pss_reader, pss_writer) = reflector::store::<PasswordSafeSecret>();
+    let cache = Arc::new(Cache::default());
     let (strip_ctx, forget_ctx) = (ctx.clone(), ctx.clone());
     let pss_watch = watcher(secrets_api, watcher::Config::default())
         .inspect(first_listing(&config.health))
         .modify(move |pss| strip_unread(pss, &strip_ctx))
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(pss)) = event {
-                forget_ctx.forget(pss);
-            }
-        });
-    let pss_changes = reconcile_worthy(reflector::reflector(pss_writer, pss_watch).default_backoff());
-    let dependents = pss_reader.clone();
-    let (d1, d2, d3) = (dependents.clone(), dependents.clone(), dependents);
+        .default_backoff();
+    let pss_changes = reconcile_worthy(pss_watch, cache.clone(), move |pss| forget_ctx.forget(pss));
+    let (d1, d2, d3) = (cache.clone(), cache.clone(), cache.clone());
     let metadata_registry = registry.clone();
     let (store_registry, cluster_registry) = (registry.clone(), registry.clone());
     let shutdown = (Box::pin(shutdown) as future::BoxFuture<'static, ()>).shared();
@@ -176,7 +173,7 @@ pub async fn run(
         UnboundedReceiverStream(trigger_rx).boxed(),
     ]);
     let reconcile_ctx = ctx.clone();
-    let main = queue::run(pss_reader, triggers, usize::from(config.concurrency), shutdown.clone(), move |pss| {
+    let main = queue::run(cache, triggers, usize::from(config.concurrency), shutdown.clone(), move |pss| {
         measured_reconcile(pss, reconcile_ctx.clone())
     });
 
@@ -324,14 +321,15 @@ fn owner_of(secret: &PartialObjectMeta<Secret>) -> Option<ObjectRef<PasswordSafe
     (owner_namespace == namespace).then(|| ObjectRef::new(owner).within(&namespace))
 }
 
-/// The PasswordSafeSecrets to reconcile: new ones, and those whose [`spec_or_lifecycle`] changed. What kube's
-/// `predicate_filter` does, keyed by UID as a number instead of three strings per resource: at 10 000
-/// resources that map is about a quarter of the size. Deletions need no reconcile (the watch's delete event
-/// clears memory). Watch errors are logged here (the watch retries with backoff).
+/// Feeds the PasswordSafeSecret watch into `cache`, and yields the resources to reconcile: new ones, and those
+/// whose [`spec_or_lifecycle`] changed. Deletions need no reconcile; what the operator kept of a resource that
+/// is gone (deleted, or missing from a new listing: deleted while the watch was away) is forgotten. Watch
+/// errors are logged here (the watch retries with backoff).
 fn reconcile_worthy(
     events: impl futures::Stream<Item = Result<watcher::Event<PasswordSafeSecret>, watcher::Error>>,
+    cache: Arc<Cache<PasswordSafeSecret>>,
+    forget: impl Fn(&PasswordSafeSecret),
 ) -> impl futures::Stream<Item = ObjectRef<PasswordSafeSecret>> {
-    let mut seen = Seen::default();
     events.filter_map(move |event| {
         let news = match event {
             Err(e) => {
@@ -339,19 +337,13 @@ fn reconcile_worthy(
                 None
             }
             Ok(event) => {
-                let deleted = matches!(event, watcher::Event::Delete(_));
-                let news = seen.news(event, spec_or_lifecycle).filter(|_| !deleted);
-                news.map(|pss| queue_ref(&pss))
+                let applied = cache.apply(event, spec_or_lifecycle);
+                applied.gone.iter().for_each(|pss| forget(pss));
+                applied.changed
             }
         };
         future::ready(news)
     })
-}
-
-/// A resource as the controller's queue holds it: name and namespace only (`ObjectRef::from_obj` also copies the
-/// UID and resourceVersion, which the queue keeps for as long as the entry waits).
-fn queue_ref(pss: &PasswordSafeSecret) -> ObjectRef<PasswordSafeSecret> {
-    ObjectRef::new(&pss.name_any()).within(&pss.namespace().unwrap_or_default())
 }
 
 /// What decides whether a PasswordSafeSecret event is worth a reconcile: its generation (spec), its finalizers
@@ -399,7 +391,7 @@ where
 /// is signed out; every dependent reconciles (and reports a missing store).
 fn store_changed(
     registry: &StoreRegistry,
-    secrets: &Store<PasswordSafeSecret>,
+    secrets: &Cache<PasswordSafeSecret>,
     key: StoreKey,
 ) -> Vec<ObjectRef<PasswordSafeSecret>> {
     if !registry.exists(&key) {
@@ -409,19 +401,14 @@ fn store_changed(
 }
 
 /// Every PasswordSafeSecret that uses one of `stores`.
-fn dependents_of(secrets: &Store<PasswordSafeSecret>, stores: &[StoreKey]) -> Vec<ObjectRef<PasswordSafeSecret>> {
+fn dependents_of(secrets: &Cache<PasswordSafeSecret>, stores: &[StoreKey]) -> Vec<ObjectRef<PasswordSafeSecret>> {
     if stores.is_empty() {
         return Vec::new();
     }
-    let dependents: Vec<_> = secrets
-        .state()
-        .iter()
-        .filter(|pss| {
-            let key = StoreKey::for_ref(&pss.spec.store_ref, &pss.namespace().unwrap_or_default());
-            stores.contains(&key)
-        })
-        .map(|pss| queue_ref(pss))
-        .collect();
+    let dependents = secrets.select(|pss| {
+        let key = StoreKey::for_ref(&pss.spec.store_ref, &pss.namespace().unwrap_or_default());
+        stores.contains(&key)
+    });
     tracing::debug!(stores = ?stores, dependents = dependents.len(), "store changed: reconciling its dependents");
     dependents
 }
@@ -668,13 +655,21 @@ mod tests {
             // "b" was not in that listing: it is new when it shows up again.
             watcher::Event::Apply(pss("b", B, 1, "x")),
         ];
-        let worthy: Vec<String> = reconcile_worthy(futures::stream::iter(events.into_iter().map(Ok)))
-            .map(|object| object.name)
-            .collect()
-            .await;
+        let forgotten = std::sync::Mutex::new(Vec::new());
+        let forget = |pss: &PasswordSafeSecret| forgotten.lock().unwrap().push(pss.name_any());
+        let cache = Arc::new(Cache::default());
+        let worthy: Vec<String> =
+            reconcile_worthy(futures::stream::iter(events.into_iter().map(Ok)), cache.clone(), forget)
+                .map(|object| object.name)
+                .collect()
+                .await;
         assert_eq!(worthy, ["a", "b", "a", "b", "b"]);
+        // Deleted, then missing from the new listing.
+        assert_eq!(*forgotten.lock().unwrap(), ["b", "b"]);
+        assert_eq!(cache.len(), 2);
+        let event = watcher::Event::Apply(pss("a", A, 1, "x"));
         let refs: Vec<_> =
-            reconcile_worthy(futures::stream::iter([Ok(watcher::Event::Apply(pss("a", A, 1, "x")))])).collect().await;
+            reconcile_worthy(futures::stream::iter([Ok(event)]), Arc::new(Cache::default()), |_| {}).collect().await;
         assert_eq!(refs[0].namespace.as_deref(), Some("ns"));
         assert!(refs[0].extra.uid.is_none() && refs[0].extra.resource_version.is_none(), "name and namespace only");
     }

@@ -18,8 +18,10 @@ use std::time::Duration;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
 use kube::Resource;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use tokio::time::Instant;
+
+use super::cache::Cache;
 
 /// When to reconcile a resource again if nothing asks for it sooner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,21 +31,12 @@ pub enum Next {
     OnChange,
 }
 
-/// A resource in the queue: `namespace/name` (neither may contain a `/`), one allocation shared by the map and
-/// the ordered set.
-type Key = Arc<str>;
+/// A resource in the queue: `namespace/name` (neither may contain a `/`), one allocation shared with the cache
+/// (see [`Cache::get`]) by the map and the ordered set.
+pub type Key = Arc<str>;
 
 fn key_of<K: Resource>(object: &ObjectRef<K>) -> String {
     format!("{}/{}", object.namespace.as_deref().unwrap_or_default(), object.name)
-}
-
-fn object_ref<K: Resource>(key: &str) -> ObjectRef<K>
-where
-    K::DynamicType: Default,
-{
-    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-    let object = ObjectRef::new(name);
-    if namespace.is_empty() { object } else { object.within(namespace) }
 }
 
 /// Resources and when each is due, in time order.
@@ -55,18 +48,15 @@ struct Queue {
 
 impl Queue {
     /// Asks for `key` at `at`, unless it is already due sooner.
-    fn schedule(&mut self, key: &str, at: Instant) {
-        let key = match self.due.get_key_value(key) {
-            Some((_, &due)) if due <= at => return,
-            Some((existing, &due)) => {
-                let existing = existing.clone();
-                self.order.remove(&(due, existing.clone()));
-                existing
+    fn schedule(&mut self, key: &Key, at: Instant) {
+        if let Some(&due) = self.due.get(key) {
+            if due <= at {
+                return;
             }
-            None => Key::from(key),
-        };
+            self.order.remove(&(due, key.clone()));
+        }
         self.due.insert(key.clone(), at);
-        self.order.insert((at, key));
+        self.order.insert((at, key.clone()));
     }
 
     /// When the first entry is due.
@@ -90,18 +80,18 @@ impl Queue {
 }
 
 /// Runs `reconcile` for the resources that `triggers` names (at once) and for those whose last reconcile asked
-/// to go again (at the time it asked), reading each from `store` when its turn comes: a resource no longer in
+/// to go again (at the time it asked), reading each from `cache` when its turn comes: a resource no longer in
 /// the cache is skipped. Returns once `shutdown` has resolved and the running reconciles have ended
 /// (`concurrency` 0: no limit).
 pub async fn run<K, F, Fut>(
-    store: Store<K>,
+    cache: Arc<Cache<K>>,
     triggers: impl Stream<Item = ObjectRef<K>>,
     concurrency: usize,
     shutdown: impl Future<Output = ()>,
     reconcile: F,
 ) where
-    K: Resource + Clone + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K: Resource,
+    K::DynamicType: Default,
     F: Fn(Arc<K>) -> Fut,
     Fut: Future<Output = Next>,
 {
@@ -112,7 +102,7 @@ pub async fn run<K, F, Fut>(
     let mut again: HashSet<Key> = HashSet::new();
     let mut in_flight = FuturesUnordered::new();
     let triggers = triggers.fuse();
-    let ready = store.wait_until_ready().fuse();
+    let ready = cache.wait_until_listed().fuse();
     let shutdown = shutdown.fuse();
     futures::pin_mut!(triggers, ready, shutdown);
     let (mut is_ready, mut stopping, mut triggers_ended) = (false, false, false);
@@ -126,7 +116,7 @@ pub async fn run<K, F, Fut>(
                     continue;
                 }
                 // Deleted since it was queued: the watch's delete event has cleared what we kept of it.
-                let Some(object) = store.get(&object_ref(&key)) else { continue };
+                let Some((_, object)) = cache.get(&key) else { continue };
                 running.insert(key.clone());
                 in_flight.push(reconcile(object).map(move |next| (key, next)));
             }
@@ -137,7 +127,10 @@ pub async fn run<K, F, Fut>(
         let wake = queue.next_due().filter(|_| is_ready && !stopping && in_flight.len() < limit);
         tokio::select! {
             trigger = triggers.next(), if !triggers_ended && !stopping => match trigger {
-                Some(object) => queue.schedule(&key_of(&object), Instant::now()),
+                // A resource not (yet) in the cache is news to it when it arrives: the watch asks for it then.
+                Some(object) => if let Some((key, _)) = cache.get(&key_of(&object)) {
+                    queue.schedule(&key, Instant::now());
+                },
                 None => triggers_ended = true,
             },
             Some((key, next)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -151,13 +144,9 @@ pub async fn run<K, F, Fut>(
                 }
             }
             () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
-            result = &mut ready, if !is_ready => {
-                if result.is_err() {
-                    tracing::warn!("the PasswordSafeSecret cache was dropped; stopping");
-                    stopping = true;
-                }
+            () = &mut ready, if !is_ready => {
                 is_ready = true;
-                tracing::debug!(queued = queue.len(), "cache listed: reconciles start");
+                tracing::debug!(cached = cache.len(), queued = queue.len(), "cache listed: reconciles start");
             }
             () = &mut shutdown, if !stopping => {
                 tracing::debug!(running = in_flight.len(), queued = queue.len(), "shutting down: letting running reconciles finish");
@@ -172,10 +161,10 @@ mod tests {
     use std::sync::Mutex;
 
     use k8s_openapi::api::core::v1::ConfigMap;
-    use kube::runtime::reflector::{self, store::Writer};
     use kube::runtime::watcher;
     use tokio::sync::{Notify, mpsc};
 
+    use super::super::cache::object_ref;
     use super::*;
 
     fn config_map(namespace: &str, name: &str) -> ConfigMap {
@@ -185,12 +174,12 @@ mod tests {
         object
     }
 
-    fn listed(writer: &mut Writer<ConfigMap>, objects: &[ConfigMap]) {
-        writer.apply_watcher_event(&watcher::Event::Init);
+    fn listed(cache: &Cache<ConfigMap>, objects: &[ConfigMap]) {
+        cache.apply(watcher::Event::Init, |_| 0);
         for object in objects {
-            writer.apply_watcher_event(&watcher::Event::InitApply(object.clone()));
+            cache.apply(watcher::Event::InitApply(object.clone()), |_| 0);
         }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
+        cache.apply(watcher::Event::InitDone, |_| 0);
     }
 
     fn trigger(tx: &mpsc::UnboundedSender<ObjectRef<ConfigMap>>, name: &str) {
@@ -201,10 +190,11 @@ mod tests {
     fn the_earliest_request_wins_and_entries_come_out_in_time_order() {
         let mut queue = Queue::default();
         let t0 = Instant::now();
-        queue.schedule("ns/b", t0 + Duration::from_secs(5));
-        queue.schedule("ns/a", t0 + Duration::from_secs(10));
-        queue.schedule("ns/a", t0 + Duration::from_secs(2));
-        queue.schedule("ns/b", t0 + Duration::from_secs(60));
+        let (a, b) = (Key::from("ns/a"), Key::from("ns/b"));
+        queue.schedule(&b, t0 + Duration::from_secs(5));
+        queue.schedule(&a, t0 + Duration::from_secs(10));
+        queue.schedule(&a, t0 + Duration::from_secs(2));
+        queue.schedule(&b, t0 + Duration::from_secs(60));
         assert_eq!(queue.len(), 2);
         assert_eq!(queue.next_due(), Some(t0 + Duration::from_secs(2)));
         assert_eq!(queue.pop_due(t0 + Duration::from_secs(1)), None);
@@ -259,13 +249,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn nothing_runs_before_the_first_listing_and_deleted_resources_are_skipped() {
-        let (store, mut writer) = reflector::store::<ConfigMap>();
+        let cache = Arc::new(Cache::default());
         let (tx, rx) = mpsc::unbounded_channel();
         let probe = Arc::new(Probe::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let p = probe.clone();
         let runner = tokio::spawn(run(
-            store,
+            cache.clone(),
             crate::controller::tokio_stream_shim::UnboundedReceiverStream(rx),
             4,
             async move {
@@ -276,11 +266,14 @@ mod tests {
                 async move { p.reconcile(object, Next::OnChange).await }
             },
         ));
+        // Listed in part: "a" is cached, the listing is not complete.
+        cache.apply(watcher::Event::Init, |_| 0);
+        cache.apply(watcher::Event::InitApply(config_map("ns", "a")), |_| 0);
         trigger(&tx, "a");
         trigger(&tx, "gone");
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(probe.ran().is_empty(), "ran before the cache was listed");
-        listed(&mut writer, &[config_map("ns", "a")]);
+        cache.apply(watcher::Event::InitDone, |_| 0);
         probe.wait_for_runs(1).await;
         probe.release.notify_waiters();
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -291,14 +284,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn one_run_per_resource_at_a_time_within_the_limit_then_again_if_asked_meanwhile() {
-        let (store, mut writer) = reflector::store::<ConfigMap>();
-        listed(&mut writer, &[config_map("ns", "a"), config_map("ns", "b"), config_map("ns", "c")]);
+        let cache = Arc::new(Cache::default());
+        listed(&cache, &[config_map("ns", "a"), config_map("ns", "b"), config_map("ns", "c")]);
         let (tx, rx) = mpsc::unbounded_channel();
         let probe = Arc::new(Probe::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let p = probe.clone();
         let runner = tokio::spawn(run(
-            store,
+            cache,
             crate::controller::tokio_stream_shim::UnboundedReceiverStream(rx),
             2,
             async move {
@@ -333,14 +326,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_requeue_runs_at_its_time_and_shutdown_waits_for_the_running_reconcile() {
-        let (store, mut writer) = reflector::store::<ConfigMap>();
-        listed(&mut writer, &[config_map("ns", "a")]);
+        let cache = Arc::new(Cache::default());
+        listed(&cache, &[config_map("ns", "a")]);
         let (tx, rx) = mpsc::unbounded_channel();
         let probe = Arc::new(Probe::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let p = probe.clone();
         let runner = tokio::spawn(run(
-            store,
+            cache,
             crate::controller::tokio_stream_shim::UnboundedReceiverStream(rx),
             2,
             async move {
