@@ -90,7 +90,7 @@ pub async fn run<K, F, Fut>(
     shutdown: impl Future<Output = ()>,
     reconcile: F,
 ) where
-    K: Resource,
+    K: Resource + Clone,
     K::DynamicType: Default,
     F: Fn(Arc<K>) -> Fut,
     Fut: Future<Output = Next>,
