@@ -6,8 +6,8 @@
 //! re-list doubled the cache for its duration. Here an entry is the object, one shared key text (the queue
 //! uses the same allocation) and two numbers; a re-list updates entries in place and then drops those it did
 //! not see (deleted while the watch was away, which no delete event reports). The same pass tells which
-//! objects are worth a reconcile (new, or changed in what the caller's digest covers), which kube left to a
-//! separate predicate map.
+//! objects are worth a reconcile (new, or changed in what the caller's digest covers), which took a map of
+//! its own beside kube's store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
