@@ -162,7 +162,8 @@ mod tests {
 
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::runtime::watcher;
-    use tokio::sync::{Notify, mpsc};
+    use tokio::sync::{Notify, mpsc, oneshot};
+    use tokio::task::JoinHandle;
 
     use super::super::cache::object_ref;
     use super::*;
@@ -247,25 +248,37 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn nothing_runs_before_the_first_listing_and_deleted_resources_are_skipped() {
-        let cache = Arc::new(Cache::default());
+    /// A runner over `cache` with `concurrency`, whose reconciles go through `probe` and answer `next`: its
+    /// trigger sender, its shutdown sender and its task.
+    fn start(
+        cache: Arc<Cache<ConfigMap>>,
+        probe: &Arc<Probe>,
+        concurrency: usize,
+        next: Next,
+    ) -> (mpsc::UnboundedSender<ObjectRef<ConfigMap>>, oneshot::Sender<()>, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let probe = Arc::new(Probe::default());
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let p = probe.clone();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let probe = probe.clone();
         let runner = tokio::spawn(run(
-            cache.clone(),
+            cache,
             crate::controller::tokio_stream_shim::UnboundedReceiverStream(rx),
-            4,
+            concurrency,
             async move {
                 let _ = stop_rx.await;
             },
             move |object| {
-                let p = p.clone();
-                async move { p.reconcile(object, Next::OnChange).await }
+                let probe = probe.clone();
+                async move { probe.reconcile(object, next).await }
             },
         ));
+        (tx, stop_tx, runner)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_runs_before_the_first_listing_and_deleted_resources_are_skipped() {
+        let cache = Arc::new(Cache::default());
+        let probe = Arc::new(Probe::default());
+        let (tx, stop_tx, runner) = start(cache.clone(), &probe, 4, Next::OnChange);
         // Listed in part: "a" is cached, the listing is not complete.
         cache.apply(watcher::Event::Init, |_| 0);
         cache.apply(watcher::Event::InitApply(config_map("ns", "a")), |_| 0);
@@ -286,32 +299,19 @@ mod tests {
     async fn one_run_per_resource_at_a_time_within_the_limit_then_again_if_asked_meanwhile() {
         let cache = Arc::new(Cache::default());
         listed(&cache, &[config_map("ns", "a"), config_map("ns", "b"), config_map("ns", "c")]);
-        let (tx, rx) = mpsc::unbounded_channel();
         let probe = Arc::new(Probe::default());
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let p = probe.clone();
-        let runner = tokio::spawn(run(
-            cache,
-            crate::controller::tokio_stream_shim::UnboundedReceiverStream(rx),
-            2,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |object| {
-                let p = p.clone();
-                async move { p.reconcile(object, Next::OnChange).await }
-            },
-        ));
-        for name in ["a", "b", "c"] {
-            trigger(&tx, name);
-        }
-        probe.wait_for_runs(2).await;
-        // Asked for again while running (twice: one more run, not two).
+        let (tx, stop_tx, runner) = start(cache, &probe, 2, Next::OnChange);
+        trigger(&tx, "a");
+        probe.wait_for_runs(1).await;
+        // Asked for again while it runs, with a slot free (twice: one more run, not two).
         trigger(&tx, "a");
         trigger(&tx, "a");
         tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(probe.ran(), ["a"], "ran twice at once");
+        trigger(&tx, "b");
+        trigger(&tx, "c");
+        tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(probe.ran().len(), 2, "{:?}", probe.ran());
-        assert_eq!(probe.running.lock().unwrap().1, 2);
         for _ in 0..3 {
             probe.release.notify_waiters();
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -328,22 +328,8 @@ mod tests {
     async fn a_requeue_runs_at_its_time_and_shutdown_waits_for_the_running_reconcile() {
         let cache = Arc::new(Cache::default());
         listed(&cache, &[config_map("ns", "a")]);
-        let (tx, rx) = mpsc::unbounded_channel();
         let probe = Arc::new(Probe::default());
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let p = probe.clone();
-        let runner = tokio::spawn(run(
-            cache,
-            crate::controller::tokio_stream_shim::UnboundedReceiverStream(rx),
-            2,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |object| {
-                let p = p.clone();
-                async move { p.reconcile(object, Next::After(Duration::from_secs(30))).await }
-            },
-        ));
+        let (tx, stop_tx, runner) = start(cache, &probe, 2, Next::After(Duration::from_secs(30)));
         trigger(&tx, "a");
         probe.wait_for_runs(1).await;
         probe.release.notify_waiters();
