@@ -2,13 +2,13 @@
 //! shutdown.
 //!
 //! ```text
-//!  PasswordSafeSecret (reflector: the cache reconciles read) ─┐ new, spec or lifecycle changed
-//!  PasswordSafeStore ─┐ (reflector)  ┌> StoreRegistry: one     │
-//!  ClusterPSStore ────┤              │  Password Safe client   ├─> queue (namespace/name, due time) ─> reconcile
-//!  Secret metadata ───┼─ map to ─────┘  per store              │     → Secret (server-side apply), status, events
-//!  owned Secrets ─────┘ dependents ──────────────────────────-─┤
-//!                       (owned Secrets: our own writes' echoes │
-//!                        dropped by SecretVersions)            │
+//!  PasswordSafeSecret (watch → Cache: what reconciles read) ──┐ new, or spec or lifecycle changed
+//!  PasswordSafeStore ─┐ (reflector)  ┌> StoreRegistry: one    │
+//!  ClusterPSStore ────┤              │  Password Safe client  ├─> queue (namespace/name, due time) ─> reconcile
+//!  Secret metadata ───┼─ map to ─────┘  per store             │     → Secret (server-side apply), status, events
+//!  owned Secrets ─────┘ dependents ───────────────────────────┤
+//!                       (owned Secrets: our own writes' echoes│
+//!                        dropped by SecretVersions)           │
 //!  ChangeTracker (per store): polls listings ─────────────────┘
 //! ```
 
