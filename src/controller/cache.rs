@@ -17,8 +17,6 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
-use super::queue::Key;
-
 pub struct Cache<K> {
     state: RwLock<State<K>>,
     /// Whether the first listing is complete.
@@ -51,7 +49,16 @@ impl<K: Resource> Default for Applied<K> {
     }
 }
 
-/// `namespace/name` of an object (neither may contain a `/`).
+/// A resource in the cache and the queue: `namespace/name` (neither may contain a `/`), one allocation shared
+/// by the cache's map and the queue's map and ordered set (see [`Cache::get`]).
+pub type Key = Arc<str>;
+
+/// The key text of an object reference.
+pub fn key_of<K: Resource>(object: &ObjectRef<K>) -> String {
+    format!("{}/{}", object.namespace.as_deref().unwrap_or_default(), object.name)
+}
+
+/// The key text of an object.
 pub fn key_text<K: Resource>(object: &K) -> String {
     let meta = object.meta();
     format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
@@ -180,6 +187,14 @@ mod tests {
 
     fn names(objects: &[Arc<ConfigMap>]) -> Vec<String> {
         objects.iter().map(|o| o.metadata.name.clone().unwrap()).collect()
+    }
+
+    #[test]
+    fn keys_name_namespace_and_name() {
+        let object: ObjectRef<ConfigMap> = ObjectRef::new("app").within("team-a");
+        assert_eq!(key_of(&object), "team-a/app");
+        assert_eq!(key_text(&config_map("app", "u", "x")), "ns/app");
+        assert_eq!(object_ref::<ConfigMap>("team-a/app"), object);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
 use tokio::time::Instant;
 
-use super::cache::Cache;
+use super::cache::{Cache, Key, key_of};
 
 /// When to reconcile a resource again if nothing asks for it sooner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,14 +29,6 @@ pub enum Next {
     After(Duration),
     /// Only when something changes (a watch event, a related object, change detection).
     OnChange,
-}
-
-/// A resource in the queue: `namespace/name` (neither may contain a `/`), one allocation shared with the cache
-/// (see [`Cache::get`]) by the map and the ordered set.
-pub type Key = Arc<str>;
-
-fn key_of<K: Resource>(object: &ObjectRef<K>) -> String {
-    format!("{}/{}", object.namespace.as_deref().unwrap_or_default(), object.name)
 }
 
 /// Resources and when each is due, in time order.
@@ -165,7 +157,6 @@ mod tests {
     use tokio::sync::{Notify, mpsc, oneshot};
     use tokio::task::JoinHandle;
 
-    use super::super::cache::object_ref;
     use super::*;
 
     fn config_map(namespace: &str, name: &str) -> ConfigMap {
@@ -203,13 +194,6 @@ mod tests {
         assert_eq!(queue.pop_due(t0 + Duration::from_secs(30)).as_deref(), Some("ns/b"));
         assert_eq!(queue.pop_due(t0 + Duration::from_secs(30)), None);
         assert_eq!((queue.len(), queue.order.len()), (0, 0));
-    }
-
-    #[test]
-    fn keys_name_namespace_and_name() {
-        let object: ObjectRef<ConfigMap> = ObjectRef::new("app").within("team-a");
-        assert_eq!(key_of(&object), "team-a/app");
-        assert_eq!(object_ref::<ConfigMap>("team-a/app"), object);
     }
 
     /// Reconciles record the names they ran with and the most that ran at once; each waits for `release`.
