@@ -158,13 +158,46 @@ impl World {
         entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
-    /// Ready on its current generation, and the Secret holds exactly the expected data.
+    /// Ready on its current generation, and the Secret holds exactly the expected data. On a timeout, says
+    /// what the resource and its Secret look like and what the operator logged about it.
     async fn wait_synced(&self, name: &str) {
-        eventually(&format!("{name} synced"), WAIT, || async {
-            let ready = self.ready(name)?;
-            (ready.status == "True" && self.secret_data(name).await? == self.expected(name)).then_some(())
+        let synced = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(ready) = self.ready(name)
+                    && ready.status == "True"
+                    && self.secret_data(name).await.is_some_and(|data| data == self.expected(name))
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         })
         .await;
+        if synced.is_err() {
+            panic!("timed out after {WAIT:?} waiting for {name} synced\n{}", self.explain(name).await);
+        }
+    }
+
+    /// A resource's status, whether its Secret exists and has the expected keys (never their values), and the
+    /// operator's last log lines about it and its last warnings.
+    async fn explain(&self, name: &str) -> String {
+        let status = self.get_json("pss", name)["status"].clone();
+        let secret = match self.secret_data(name).await {
+            None => "missing".to_owned(),
+            Some(data) if data == self.expected(name) => "as expected".to_owned(),
+            Some(data) => format!("differs (keys {:?})", data.keys().collect::<Vec<_>>()),
+        };
+        let logs = self.operator.logs();
+        let about = format!("name=\"{name}\"");
+        let last = |wanted: &dyn Fn(&str) -> bool| {
+            let lines: Vec<&str> = logs.lines().filter(|l| wanted(l)).collect();
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        };
+        format!(
+            "status: {status:#}\nSecret: {secret}\noperator log about {name}:\n{}\noperator warnings:\n{}",
+            last(&|l: &str| l.contains(&about) && !l.contains("HTTP{")),
+            last(&|l: &str| l.contains(" WARN ") || l.contains(" ERROR ")),
+        )
     }
 
     async fn wait_all_synced(&self, names: &[&str]) {

@@ -16,7 +16,7 @@ use passwordsafe_operator::passwordsafe::{NoopObserver, SecretBytes};
 use passwordsafe_operator::sync::hmac::DataHmac;
 use passwordsafe_simulator::{Fault, FaultRule, Running};
 use serde_json::{Value, json};
-use support::kube_mock::KubeMock;
+use support::kube_mock::{KubeMock, MockFault};
 use support::*;
 
 const NS: &str = "demo";
@@ -185,6 +185,28 @@ async fn a_reconcile_with_nothing_new_keeps_the_planned_sync_from_memory_when_th
     assert_eq!(run(&rig, broken).await.unwrap_err().reason(), "NotFound");
     assert_eq!(ready(&rig).1, "NotFound");
     assert_eq!(event_reasons(&rig), ["NotFound"]);
+}
+
+/// A status write that the API server may have applied (the connection broke after the patch went out) is not
+/// trusted: the next reconcile with nothing new to sync writes the status again rather than keeping the planned
+/// sync on the strength of what it meant to write before.
+#[tokio::test]
+async fn a_status_write_lost_in_transit_is_written_again_by_the_next_reconcile() {
+    let rig = rig("", None).await;
+    run(&rig, pss(&rig, app_user_spec())).await.unwrap();
+    let mut cached = reread(&rig);
+    cached.status = None;
+    // A reconcile fails reading the Secret (a 500, nothing written); its failure status reaches the server, but
+    // its response is lost.
+    rig.mock.fault_next("GET", "/secrets/app", MockFault::Status(500));
+    rig.mock.fault_next("PATCH", "/app/status", MockFault::BreakAfterApplying);
+    assert_eq!(run(&rig, cached.clone()).await.unwrap_err().reason(), "KubernetesError");
+    assert_eq!(ready(&rig).0, "False", "the failure reached the server");
+
+    rig.mock.clear_requests();
+    run(&rig, cached).await.unwrap();
+    assert!(rig.mock.calls("PATCH", "/secrets/app").is_empty(), "the Secret was fine: {}", rig.mock.transcript());
+    assert_eq!(ready(&rig).0, "True", "Ready again on the server: {}", rig.mock.transcript());
 }
 
 #[tokio::test]

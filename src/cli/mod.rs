@@ -218,6 +218,14 @@ fn default_identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// The longest the operator waits for the Kubernetes API server to start answering a request. kube-rs sets no
+/// read timeout (a watch stays open for minutes), so a request sent on a connection that died without a reset
+/// (a control-plane node or load balancer gone) would hold its reconcile for good. The API server itself gives
+/// up on an ordinary request after 60 s (`--request-timeout`) and answers a watch at once, so this limit only
+/// cuts connections that are gone. Response bodies are not timed: watches stream for minutes, and kube's
+/// watcher has its own idle limit for them.
+const KUBE_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(70);
+
 pub(crate) async fn kube_client(path: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
     let config = match path {
         Some(path) => {
@@ -226,7 +234,14 @@ pub(crate) async fn kube_client(path: Option<&std::path::Path>) -> anyhow::Resul
         }
         None => kube::Config::infer().await?,
     };
-    Ok(kube::Client::try_from(config)?)
+    client_answering_within(config, KUBE_RESPONSE_TIMEOUT)
+}
+
+/// A kube client whose requests fail when the API server has not started answering within `limit` (kube's
+/// retries of 429/503/504 included).
+fn client_answering_within(config: kube::Config, limit: std::time::Duration) -> anyhow::Result<kube::Client> {
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    Ok(builder.with_layer(&tower::timeout::TimeoutLayer::new(limit)).build())
 }
 
 /// Resolves on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
@@ -242,5 +257,30 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A server that accepts connections and never answers (a connection that died silently looks the same
+    /// from the client): the request fails once the limit has passed, instead of waiting for ever.
+    #[tokio::test]
+    async fn a_kubernetes_request_without_an_answer_fails_after_the_limit() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: http::Uri = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                held.push(connection);
+            }
+        });
+        let client = client_answering_within(kube::Config::new(url), Duration::from_millis(200)).unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(30), client.apiserver_version()).await;
+        assert!(matches!(outcome, Ok(Err(kube::Error::Service(_)))), "{outcome:?}");
+        silent.abort();
     }
 }

@@ -773,7 +773,8 @@ fn planned_sync_kept(
     let reported = reported?;
     let name = desired::target_name(&pss.spec.target, &pss.name_any());
     let sources: Vec<SourceStatus> = synced.resolved.sources.iter().map(source_status).collect();
-    let current = reported.ready.is_some_and(|c| c.says(true, "Synced", &ready_message(&name)))
+    let current = !reported.in_doubt
+        && reported.ready.is_some_and(|c| c.says(true, "Synced", &ready_message(&name)))
         && !reported.rotation_loop.is_some_and(|c| c.is_true)
         && reported.observed_generation == pss.meta().generation
         && reported.synced == synced_digest(Some(&name), &sources)
@@ -846,8 +847,10 @@ async fn write_status_failure(
 }
 
 /// Merge-patches the status (fields left out stay as they are) and keeps a note of what it now says. The note
-/// is taken before the write, because the watch may deliver the write before its response arrives; a failed
-/// write puts the previous note back.
+/// is taken before the write, because the watch may deliver the write before its response arrives. A write
+/// the API server refused (4xx) puts the previous note back; any other failure (the connection broke with the
+/// patch sent, a 5xx) may or may not have been applied, so the note is kept in doubt: the next reconcile writes
+/// the status again rather than trusting either version.
 async fn write_status(
     ctx: &Context,
     pss: &PasswordSafeSecret,
@@ -862,7 +865,10 @@ async fn write_status(
     match api.patch_status(&pss.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => Ok(()),
         Err(e) => {
-            ctx.reported.restore(&uid, replaced);
+            match &e {
+                kube::Error::Api(status) if (400..500).contains(&status.code) => ctx.reported.restore(&uid, replaced),
+                _ => ctx.reported.doubt(&uid),
+            }
             Err(e)
         }
     }

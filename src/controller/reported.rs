@@ -28,6 +28,10 @@ pub struct Reported {
     pub synced: u64,
     /// A digest of `dataHmac` (see [`hmac_digest`]): only compared, so 8 bytes instead of 64 hex digits.
     pub data_hmac: Option<u64>,
+    /// The last write of this status failed without the API server refusing it (the connection broke, or a
+    /// 5xx): the server may hold it, or what it held before. Nothing is taken as already said until a write
+    /// succeeds.
+    pub in_doubt: bool,
 }
 
 /// One condition: its status, a digest of its reason and message, and its lastTransitionTime.
@@ -75,6 +79,7 @@ impl Reported {
                 self.synced
             },
             data_hmac: patch.data_hmac.as_deref().map(hmac_digest).or(self.data_hmac),
+            in_doubt: false,
         }
     }
 }
@@ -116,13 +121,22 @@ impl ReportedStatuses {
         self.lock().insert(uid_key(uid), note)
     }
 
-    /// Puts back what [`ReportedStatuses::set`] replaced.
+    /// Puts back what [`ReportedStatuses::set`] replaced: the write was refused.
     pub fn restore(&self, uid: &str, previous: Option<Reported>) {
         let mut notes = self.lock();
         match previous {
             Some(note) => notes.insert(uid_key(uid), note),
             None => notes.remove(&uid_key(uid)),
         };
+    }
+
+    /// The write recorded by [`ReportedStatuses::set`] failed in a way that leaves unknown whether the server
+    /// applied it. The note stays (its transition times are as good a guess as the previous ones, and the watch
+    /// keeps dropping the status from its cached copy) but is marked in doubt.
+    pub fn doubt(&self, uid: &str) {
+        if let Some(note) = self.lock().get_mut(&uid_key(uid)) {
+            note.in_doubt = true;
+        }
     }
 
     pub fn forget(&self, uid: &str) {
@@ -212,5 +226,20 @@ mod tests {
         notes.set(uid, Reported::of(&success()));
         notes.forget(uid);
         assert!(!notes.contains(uid));
+    }
+
+    #[test]
+    fn a_write_that_may_have_been_applied_leaves_the_note_in_doubt_until_the_next_write() {
+        let notes = ReportedStatuses::default();
+        let uid = "0b9d5c1e-3f4a-4c2b-9e8d-7a6b5c4d3e2f";
+        notes.set(uid, Reported::of(&success()));
+        notes.doubt(uid);
+        let doubted = notes.get(uid).unwrap();
+        assert!(doubted.in_doubt && doubted.ready.unwrap().is_true);
+        let rewritten = doubted.after(&success());
+        assert!(!rewritten.in_doubt, "a successful write says what the server holds again");
+        notes.forget(uid);
+        notes.doubt(uid);
+        assert!(notes.get(uid).is_none(), "no note is made up");
     }
 }

@@ -25,6 +25,16 @@ pub struct Recorded {
 pub struct KubeMock {
     objects: Arc<Mutex<BTreeMap<String, Value>>>,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    faults: Arc<Mutex<Vec<(String, String, MockFault)>>>,
+}
+
+/// What happens to the next request that [`KubeMock::fault_next`] names.
+#[derive(Clone, Copy, Debug)]
+pub enum MockFault {
+    /// Answered with this error status (a `Status` body), not carried out.
+    Status(u16),
+    /// Carried out, then the connection breaks before the response (the client cannot tell whether it was).
+    BreakAfterApplying,
 }
 
 impl KubeMock {
@@ -35,10 +45,24 @@ impl KubeMock {
         let server = mock.clone();
         tokio::spawn(async move {
             while let Some((request, respond)) = handle.next_request().await {
-                respond.send_response(server.answer(request).await);
+                match server.answer(request).await {
+                    Ok(response) => respond.send_response(response),
+                    Err(broken) => respond.send_error(broken),
+                }
             }
         });
         (kube::Client::new(service, "default"), mock)
+    }
+
+    /// The next `method` request whose path ends with `suffix` meets `fault` (once).
+    pub fn fault_next(&self, method: &str, suffix: &str, fault: MockFault) {
+        self.faults.lock().unwrap().push((method.to_owned(), suffix.to_owned(), fault));
+    }
+
+    fn take_fault(&self, method: &str, path: &str) -> Option<MockFault> {
+        let mut faults = self.faults.lock().unwrap();
+        let at = faults.iter().position(|(m, suffix, _)| m == method && path.ends_with(suffix.as_str()))?;
+        Some(faults.remove(at).2)
     }
 
     pub fn put(&self, path: &str, object: Value) {
@@ -71,7 +95,7 @@ impl KubeMock {
         self.requests().iter().map(|r| format!("{} {}?{} {}\n", r.method, r.path, r.query, r.body)).collect()
     }
 
-    async fn answer(&self, request: Request<Body>) -> Response<Body> {
+    async fn answer(&self, request: Request<Body>) -> Result<Response<Body>, std::io::Error> {
         let (parts, body) = request.into_parts();
         let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -85,12 +109,22 @@ impl KubeMock {
             content_type: content_type.clone(),
             body: body.clone(),
         });
-        let (status, reply) = self.handle(parts.method.as_str(), &path, &content_type, body);
-        Response::builder()
+        let (status, reply) = match self.take_fault(parts.method.as_str(), &path) {
+            Some(MockFault::Status(code)) => (
+                StatusCode::from_u16(code).unwrap(),
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "message": "injected by the mock"}),
+            ),
+            Some(MockFault::BreakAfterApplying) => {
+                self.handle(parts.method.as_str(), &path, &content_type, body);
+                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection broken by the mock"));
+            }
+            None => self.handle(parts.method.as_str(), &path, &content_type, body),
+        };
+        Ok(Response::builder()
             .status(status)
             .header("content-type", "application/json")
             .body(Body::from(reply.to_string().into_bytes()))
-            .unwrap()
+            .unwrap())
     }
 
     fn handle(&self, method: &str, path: &str, content_type: &str, body: Value) -> (StatusCode, Value) {
