@@ -158,30 +158,46 @@ impl World {
         entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
-    /// Ready on its current generation, and the Secret holds exactly the expected data. On a timeout, says
-    /// what the resource and its Secret look like and what the operator logged about it.
+    /// Ready on its current generation, and the Secret holds exactly the expected data.
     async fn wait_synced(&self, name: &str) {
-        let synced = tokio::time::timeout(WAIT, async {
+        self.wait_on(name, "synced", || async {
+            let ready = self.ready(name)?;
+            (ready.status == "True" && self.secret_data(name).await? == self.expected(name)).then_some(())
+        })
+        .await;
+    }
+
+    /// Polls `check` until it returns `Some`, for at most [`WAIT`]; on a timeout, panics saying what `name` and
+    /// its Secret look like and what the operator logged about it.
+    async fn wait_on<T, F, Fut>(&self, name: &str, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let found = tokio::time::timeout(WAIT, async {
             loop {
-                if let Some(ready) = self.ready(name)
-                    && ready.status == "True"
-                    && self.secret_data(name).await.is_some_and(|data| data == self.expected(name))
-                {
-                    return;
+                if let Some(value) = check().await {
+                    return value;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
         .await;
-        if synced.is_err() {
-            panic!("timed out after {WAIT:?} waiting for {name} synced\n{}", self.explain(name).await);
+        match found {
+            Ok(value) => value,
+            Err(_) => panic!("timed out after {WAIT:?} waiting for {name} {what}\n{}", self.explain(name).await),
         }
     }
 
     /// A resource's status, whether its Secret exists and has the expected keys (never their values), and the
     /// operator's last log lines about it and its last warnings.
     async fn explain(&self, name: &str) -> String {
-        let status = self.get_json("pss", name)["status"].clone();
+        let status = match self.kubectl_stdin(&["get", "pss", name, "-o", "json"], "") {
+            (true, json) => {
+                serde_json::from_str::<Value>(&json).map_or_else(|e| json!(e.to_string()), |o| o["status"].clone())
+            }
+            (false, out) => json!(out),
+        };
         let secret = match self.secret_data(name).await {
             None => "missing".to_owned(),
             Some(data) if data == self.expected(name) => "as expected".to_owned(),
@@ -196,7 +212,8 @@ impl World {
         format!(
             "status: {status:#}\nSecret: {secret}\noperator log about {name}:\n{}\noperator warnings:\n{}",
             last(&|l: &str| l.contains(&about) && !l.contains("HTTP{")),
-            last(&|l: &str| l.contains(" WARN ") || l.contains(" ERROR ")),
+            // Watches the fault proxy cut end with "eof in poll": expected here, and many.
+            last(&|l: &str| (l.contains(" WARN ") || l.contains(" ERROR ")) && !l.contains("eof in poll")),
         )
     }
 
@@ -208,10 +225,11 @@ impl World {
 
     /// Waits until the Ready condition of the current generation is False with `reason`; returns its message.
     async fn wait_failed(&self, name: &str, reason: &str) -> String {
-        let ready = eventually(&format!("{name} Ready=False with reason {reason}"), WAIT, || async {
-            self.ready(name).filter(|r| r.status == "False" && r.reason == reason)
-        })
-        .await;
+        let ready = self
+            .wait_on(name, &format!("Ready=False with reason {reason}"), || async {
+                self.ready(name).filter(|r| r.status == "False" && r.reason == reason)
+            })
+            .await;
         ready.message
     }
 
