@@ -180,6 +180,58 @@ async fn dropped_watch_is_resumed_by_the_watcher() {
     proxy.shutdown().await;
 }
 
+/// A watch resumed from a resourceVersion the "API server" no longer has gets a 410 `Expired` event: kube-rs's
+/// watcher lists again (a new `Init`), and an object deleted meanwhile is missing from that listing, where no
+/// delete event reports it.
+#[tokio::test]
+async fn an_expired_watch_makes_the_watcher_list_again() {
+    let (proxy, faults, client) = admin_proxy().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &config_map("fp-expire-a", "expire", &[])).await.expect("create a");
+    let config = watcher::Config::default().labels(&format!("{LABEL}=expire"));
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let watcher_task = tokio::spawn(async move {
+        let mut stream =
+            std::pin::pin!(watcher(Api::<ConfigMap>::default_namespaced(client), config).default_backoff());
+        while let Some(event) = stream.next().await {
+            let seen = match event {
+                Ok(watcher::Event::Init) => "init".to_owned(),
+                Ok(watcher::Event::InitApply(cm)) => format!("listed {}", cm.metadata.name.unwrap_or_default()),
+                Ok(watcher::Event::InitDone) => "listed".to_owned(),
+                Ok(watcher::Event::Delete(cm)) => format!("deleted {}", cm.metadata.name.unwrap_or_default()),
+                Ok(watcher::Event::Apply(cm)) => format!("applied {}", cm.metadata.name.unwrap_or_default()),
+                Err(_) => "!error".to_owned(),
+            };
+            if tx.send(seen).is_err() {
+                return;
+            }
+        }
+    });
+    for expected in ["init", "listed fp-expire-a", "listed"] {
+        assert_eq!(next_event(&mut events, expected).await, expected);
+    }
+    eventually("the watch is open", || faults.stats().open_watches >= 1).await;
+
+    // The watcher is cut off; the object is deleted meanwhile (straight at the API server); when the watcher
+    // comes back, its resourceVersion has "expired".
+    faults.refuse_connections(true);
+    faults.drop_connections_now();
+    let direct: Api<ConfigMap> = Api::namespaced(e2e::cluster().await.admin().await, "default");
+    direct.delete("fp-expire-a", &DeleteParams::default()).await.expect("delete a");
+    faults.expire_watches(true);
+    faults.refuse_connections(false);
+    eventually("a resumed watch expired", || faults.stats().watches_expired >= 1).await;
+    faults.expire_watches(false);
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("listed") {
+        seen.push(next_event(&mut events, "a new listing").await);
+    }
+    assert!(seen.contains(&"init".to_owned()), "the watcher listed again: {seen:?}");
+    assert!(!seen.iter().any(|s| s == "deleted fp-expire-a" || s == "listed fp-expire-a"), "{seen:?}");
+    watcher_task.abort();
+    proxy.shutdown().await;
+}
+
 #[tokio::test]
 async fn watches_are_dropped_periodically_until_turned_off() {
     let (proxy, faults, client) = admin_proxy().await;

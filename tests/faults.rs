@@ -674,8 +674,9 @@ async fn a_server_slower_than_the_client_timeout_blocks_no_worker_for_minutes() 
 // -------------------------------------------------------------------------------------------------------------
 
 /// Between the operator and the API server: 5xx answers to 30 % of writes (500, then 503), watches dropped
-/// every two seconds, latency on every request, and a short outage (connections dropped and refused). The
-/// Secrets still follow rotations; 409s on writes are covered by tests/e2e.rs. One store signs in with OAuth,
+/// every two seconds, latency on every request, a short outage (connections dropped and refused), and an
+/// absence after which every watch has expired (410) and lists again. The Secrets still follow rotations, and
+/// deleted ones are restored; 409s on writes are covered by tests/e2e.rs. One store signs in with OAuth,
 /// so the leak check also covers the client secret and the bearer tokens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_converges_through_5xx_on_writes_dropped_watches_and_an_api_outage() {
@@ -713,11 +714,24 @@ async fn the_operator_converges_through_5xx_on_writes_dropped_watches_and_an_api
     world.kubectl(&["delete", "secret", "safe"]);
     world.wait_synced("safe").await;
 
+    // Away long enough for the API server to have moved on: every watch comes back to 410 `Expired` and lists
+    // again. A Secret deleted meanwhile is missing from the new listing (no delete event says so) and is
+    // restored; the others stay synced. (No third rotation here: three unannounced rotations this soon after
+    // the operator's own check-ins read as a rotation loop, which waits out its back-off by design.)
+    faults.refuse_connections(true);
+    faults.drop_connections_now();
+    world.kubectl(&["delete", "secret", "app"]);
+    faults.expire_watches(true);
+    faults.refuse_connections(false);
+    world.wait_synced("app").await;
+    faults.expire_watches(false);
+    world.wait_all_synced(&["via-oauth", "safe"]).await;
+
     let stats = faults.stats();
     println!("kubernetes faults: {stats:?} in {:.1} s", started.elapsed().as_secs_f64());
     assert!(stats.injected_errors.get(&500).is_some_and(|n| *n > 0), "{stats:?}");
     assert!(stats.injected_errors.get(&503).is_some_and(|n| *n > 0), "{stats:?}");
-    assert!(stats.watches_dropped > 0 && stats.connections_refused > 0, "{stats:?}");
+    assert!(stats.watches_dropped > 0 && stats.connections_refused > 0 && stats.watches_expired > 0, "{stats:?}");
     faults.clear();
     world.finish().await;
 }

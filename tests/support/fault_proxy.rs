@@ -11,8 +11,9 @@
 //! alive on both sides, and each client connection has its own upstream connection.
 //!
 //! Faults, changeable while running through a [`FaultHandle`]: close open watch connections now or after a while,
-//! answer a fraction of writes with an error status and a Kubernetes `Status` body (never forwarded upstream),
-//! and delay each request. Random decisions come from a seeded RNG, so a test sees the same sequence every run.
+//! answer resumed watches with 410 `Expired` (the client must list again), answer a fraction of writes with an
+//! error status and a Kubernetes `Status` body (never forwarded upstream), delay each request, and cut and refuse
+//! connections (an outage). Random decisions come from a seeded RNG, so a test sees the same sequence every run.
 //!
 //! Header values and bodies are never logged (the `Authorization` header carries the upstream credentials).
 //! The upstream TLS runs on rustls' connection state machine driven by tokio sockets (no tokio-rustls needed).
@@ -190,6 +191,8 @@ pub struct FaultStats {
     pub connections_dropped: u64,
     /// Connections closed right after accepting them, under [`FaultHandle::refuse_connections`].
     pub connections_refused: u64,
+    /// Watches answered "resourceVersion too old" (410 `Expired`), under [`FaultHandle::expire_watches`].
+    pub watches_expired: u64,
 }
 
 impl FaultStats {
@@ -204,6 +207,7 @@ struct Faults {
     write_error: Option<(u16, f64)>,
     latency: Option<Duration>,
     refuse_connections: bool,
+    expire_watches: bool,
     rng: StdRng,
 }
 
@@ -274,6 +278,14 @@ impl FaultHandle {
         self.shared.faults().refuse_connections = refuse;
     }
 
+    /// While `true`, every watch that resumes from a resourceVersion is answered the way the API server answers one
+    /// whose resourceVersion has left its watch cache (after a long disconnection, or while other namespaces
+    /// churn): a single `ERROR` event carrying a 410 `Expired` Status, then the end of the stream. The client has
+    /// to list again; what changed meanwhile (deletions included) it learns only from that listing.
+    pub fn expire_watches(&self, expire: bool) {
+        self.shared.faults().expire_watches = expire;
+    }
+
     /// Answers `fraction` (0.0–1.0) of POST/PUT/PATCH/DELETE requests with `status` (400–599) and a Kubernetes
     /// `Status` body, without forwarding them. Replaces any earlier rate; a fraction of 0 turns it off.
     pub fn write_error_rate(&self, status: u16, fraction: f64) {
@@ -292,14 +304,15 @@ impl FaultHandle {
         self.shared.faults().rng = StdRng::seed_from_u64(seed);
     }
 
-    /// Turns every fault off (write errors, latency, periodic watch drops, refused connections). Counters and the
-    /// random sequence are kept.
+    /// Turns every fault off (write errors, latency, periodic watch drops, refused connections, expiring
+    /// watches). Counters and the random sequence are kept.
     pub fn clear(&self) {
         {
             let mut faults = self.shared.faults();
             faults.write_error = None;
             faults.latency = None;
             faults.refuse_connections = false;
+            faults.expire_watches = false;
         }
         self.drop_watches_every(None);
     }
@@ -339,6 +352,7 @@ impl FaultProxy {
                 write_error: None,
                 latency: None,
                 refuse_connections: false,
+                expire_watches: false,
                 rng: StdRng::seed_from_u64(seed),
             }),
             control: watch::Sender::new(Control::default()),
@@ -858,6 +872,36 @@ fn is_watch(target: &str) -> bool {
         .any(|(key, value)| key == "watch" && (value == "true" || value == "1"))
 }
 
+/// Whether a watch request resumes from a resourceVersion (not `0` or none: those start from the current state).
+fn resumes(target: &str) -> bool {
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    url::form_urlencoded::parse(query.as_bytes()).any(|(key, value)| key == "resourceVersion" && value != "0")
+}
+
+/// What the API server streams for a watch whose resourceVersion it no longer has: HTTP 200, one `ERROR` event
+/// with a 410 `Expired` Status, end of stream.
+fn expired_watch_response() -> Vec<u8> {
+    let event = serde_json::json!({
+        "type": "ERROR",
+        "object": {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "too old resource version (fault proxy)",
+            "reason": "Expired",
+            "code": 410,
+        },
+    });
+    let line = format!("{event}\n");
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-cache, private\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{line}\r\n0\r\n\r\n",
+        line.len()
+    )
+    .into_bytes()
+}
+
 /// The reason and reason phrase of a Kubernetes `Status` for an HTTP status.
 fn status_reason(code: u16) -> (&'static str, &'static str) {
     match code {
@@ -1015,6 +1059,12 @@ impl Connection {
 
         if !is_watch(&target) {
             return self.handle(&method, &target, &path, &head, framing, client_close).await;
+        }
+        if resumes(&target) && self.shared.faults().expire_watches {
+            self.shared.stats().watches_expired += 1;
+            self.client_in.relay_body(framing, &mut Discard).await?;
+            self.client_out.write_all(&expired_watch_response()).await?;
+            return Ok(Next::Close);
         }
         let shared = self.shared.clone();
         let _open = OpenWatch::new(&shared);
